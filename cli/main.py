@@ -1,0 +1,23 @@
+"""The `cci` command: one console script with a sub-command per job."""
+
+from __future__ import annotations
+
+import typer
+
+from cli import db, demo, keys, pseudonymise
+
+app = typer.Typer(
+    name="cci",
+    help="Consistent Childhood Identifier service: pseudonymise, ingest, link and serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+keys.register(app)
+pseudonymise.register(app)
+db.register(app)
+demo.register(app)
+
+if __name__ == "__main__":
+    app()

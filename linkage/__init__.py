@@ -1,0 +1,1 @@
+"""CCI linkage library: pseudonymisation, registry store, linkage engine. Knows nothing of HTTP."""
