@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import db, demo, keys, pseudonymise
+from cli import db, demo, keys, pseudonymise, serve
 
 app = typer.Typer(
     name="cci",
@@ -18,6 +18,7 @@ keys.register(app)
 pseudonymise.register(app)
 db.register(app)
 demo.register(app)
+serve.register(app)
 
 if __name__ == "__main__":
     app()

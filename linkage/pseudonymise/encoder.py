@@ -10,14 +10,19 @@ value is encoded once and kept in a bounded cache.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from metaphone import doublemetaphone
 
-from linkage.contract import BLOOM_WORDS, ENCODING_VERSION, PSEUDONYMISED_COLUMN_NAMES
+from linkage.contract import (
+    BLOOM_WORDS,
+    ENCODING_VERSION,
+    PSEUDONYMISED_COLUMN_NAMES,
+    RAW_COLUMNS,
+)
 from linkage.pseudonymise import normalise as norm
 from linkage.pseudonymise.keys import LinkageKey
 from linkage.pseudonymise.variants import canonical_forms
@@ -29,6 +34,7 @@ assert 64 * BLOOM_WORDS == 256
 _WORD_MASK = (1 << 64) - 1
 
 Tokeniser = Callable[[bytes], int]
+_NO_POSTCODE: tuple[None, None, None] = (None, None, None)
 
 
 def _tokeniser(subkey: bytes) -> Tokeniser:
@@ -72,6 +78,8 @@ class RecordEncoder:
         self.encode_name = lru_cache(maxsize=CACHE_SIZE)(self._encode_name)
         self.encode_dob = lru_cache(maxsize=CACHE_SIZE)(self._encode_dob)
         self.encode_postcode = lru_cache(maxsize=CACHE_SIZE)(self._encode_postcode)
+        # Full postcodes are nearly unique per household; sectors and districts repeat a lot.
+        self._postcode_part = lru_cache(maxsize=CACHE_SIZE)(self._postcode)
 
     # -- names --------------------------------------------------------------------------
     def _bigram(self, bigram: str) -> int:
@@ -135,78 +143,81 @@ class RecordEncoder:
         full, sector, district = parts
         return (
             self._postcode(b"P|" + full.encode()),
-            self._postcode(b"S|" + sector.encode()),
-            self._postcode(b"D|" + district.encode()),
+            self._postcode_part(b"S|" + sector.encode()),
+            self._postcode_part(b"D|" + district.encode()),
         )
 
     # -- whole records ------------------------------------------------------------------
     def encode(self, raw: Mapping[str, str | None]) -> tuple[list[Any], list[str]]:
-        """One raw record -> (values in PSEUDONYMISED_COLUMN_NAMES order, warnings).
+        """One raw record (column name -> text) -> (values in contract order, warnings)."""
+        return self.encode_row(tuple(raw.get(name) or "" for name in RAW_COLUMNS))
+
+    def encode_row(self, row: Sequence[str]) -> tuple[list[Any], list[str]]:
+        """One raw record as texts in RAW_COLUMNS order -> (values in contract order, warnings).
 
         Raises Rejected when a required field fails. Warnings name the optional field that was
-        blanked and why, never its value.
+        blanked and why, never its value. Positional on purpose: this is the hot path.
         """
+        (source_text, record_text, given_text, family_text, dob_text,
+         nhs_text, upn_text, local_text, middle_text, sex_text, postcode_text,
+         restricted_text) = row  # fmt: skip
         warnings: list[str] = []
 
-        def field(name: str) -> str:
-            return raw.get(name) or ""
-
-        source = norm.normalise_source_code(field("source_system"))
+        source = norm.normalise_source_code(source_text)
         if source is None:
             raise Rejected("source_system missing or not a valid code")
-        record_id = norm.normalise_record_id(field("record_id"))
+        record_id = norm.normalise_record_id(record_text)
         if record_id is None:
             raise Rejected("record_id missing or longer than 128 characters")
-        given = self.encode_name(field("given_name"))
+        given = self.encode_name(given_text)
         if given is None:
             raise Rejected("given_name missing or has no letters")
-        family = self.encode_name(field("family_name"))
+        family = self.encode_name(family_text)
         if family is None:
             raise Rejected("family_name missing or has no letters")
-        dob_text = field("date_of_birth")
-        if not dob_text.strip():
-            raise Rejected("date_of_birth missing")
         dob = self.encode_dob(dob_text)
         if dob is None:
+            if not dob_text.strip():
+                raise Rejected("date_of_birth missing")
             raise Rejected("date_of_birth is not a real YYYY-MM-DD date in 1900..today")
-        restricted = norm.parse_restricted(field("restricted"))
+        restricted = norm.parse_restricted(restricted_text) if restricted_text else False
         if restricted is None:
             raise Rejected("restricted flag is not true/false")
 
         nhs_enc = None
-        if text := field("nhs_number").strip():
-            nhs_number = norm.normalise_nhs_number(text)
+        if nhs_text:
+            nhs_number = norm.normalise_nhs_number(nhs_text.strip())
             if nhs_number is None:
                 warnings.append("nhs_number blanked: not 10 digits with a valid check digit")
             else:
                 nhs_enc = self._nhs(nhs_number)
         upn_tok = None
-        if text := field("upn").strip():
-            upn = norm.normalise_upn(text)
+        if upn_text:
+            upn = norm.normalise_upn(upn_text)
             if upn is None:
                 warnings.append("upn blanked: wrong format or check letter")
             else:
                 upn_tok = self._upn(b"U|" + upn.encode())
         local_tok = None
-        if text := field("la_child_id").strip():
-            local = norm.normalise_local_id(text)
+        if local_text:
+            local = norm.normalise_local_id(local_text)
             if local is None:
                 warnings.append("la_child_id blanked: longer than 64 characters")
             else:
                 local_tok = self._local(b"L|" + local.encode())
         sex = None
-        if text := field("sex").strip():
-            sex = norm.normalise_sex(text)
+        if sex_text:
+            sex = norm.normalise_sex(sex_text)
             if sex is None:
                 warnings.append("sex blanked: not F, M or U")
-        postcode: tuple[int | None, ...] = (None, None, None)
-        if text := field("postcode").strip():
-            encoded = self.encode_postcode(text)
+        postcode: tuple[int | None, ...] = _NO_POSTCODE
+        if postcode_text:
+            encoded = self.encode_postcode(postcode_text)
             if encoded is None:
                 warnings.append("postcode blanked: not a valid UK postcode")
             else:
                 postcode = encoded
-        middle = self.encode_name(field("middle_names")) if field("middle_names") else None
+        middle = self.encode_name(middle_text) if middle_text else None
 
         return [
             source,

@@ -31,6 +31,7 @@ from linkage.pseudonymise.keys import LinkageKey
 
 Progress = Callable[[int, int], None]  # (units done, units total) — bytes or rows
 PARQUET_BATCH_ROWS = 50_000
+RECORD_ID = RAW_COLUMNS.index("record_id")
 MAX_WARNINGS_KEPT = 1_000
 
 
@@ -61,7 +62,7 @@ def _check_header(columns: list[str], path: Path) -> None:
         raise UnusableInputError(f"{path}: missing required column(s): {', '.join(missing)}")
 
 
-def _csv_rows(path: Path, progress: Progress | None) -> Iterator[dict[str, str]]:
+def _csv_rows(path: Path, progress: Progress | None) -> Iterator[tuple[str, ...]]:
     try:
         handle = open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
     except OSError as exc:
@@ -75,13 +76,18 @@ def _csv_rows(path: Path, progress: Progress | None) -> Iterator[dict[str, str]]
                 raise UnusableInputError(f"{path}: empty file (no header row)")
             names = [h.strip().lower() for h in header]
             _check_header(names, path)
-            wanted = [(i, n) for i, n in enumerate(names) if n in RAW_COLUMNS]
+            # Position of each raw column in the file (-1: absent), so rows become tuples in
+            # RAW_COLUMNS order without building a dict per row.
+            positions = [names.index(c) if c in names else -1 for c in RAW_COLUMNS]
+            width = len(names)
             for count, values in enumerate(reader, 1):
                 if progress is not None and count % 10_000 == 0:
-                    progress(handle.buffer.tell(), total)
+                    progress(os.lseek(handle.fileno(), 0, os.SEEK_CUR), total)
                 if not values:
                     continue
-                yield {n: values[i] if i < len(values) else "" for i, n in wanted}
+                if len(values) < width:  # short row: missing trailing fields are empty
+                    values += [""] * (width - len(values))
+                yield tuple(values[p] if p >= 0 else "" for p in positions)
         except UnicodeDecodeError as exc:
             raise UnusableInputError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
         except csv.Error as exc:
@@ -90,7 +96,7 @@ def _csv_rows(path: Path, progress: Progress | None) -> Iterator[dict[str, str]]
         progress(total, total)
 
 
-def _parquet_rows(path: Path, progress: Progress | None) -> Iterator[dict[str, str]]:
+def _parquet_rows(path: Path, progress: Progress | None) -> Iterator[tuple[str, ...]]:
     try:
         parquet = pq.ParquetFile(path)
     except (OSError, pa.ArrowException) as exc:
@@ -101,7 +107,7 @@ def _parquet_rows(path: Path, progress: Progress | None) -> Iterator[dict[str, s
     total, done = parquet.metadata.num_rows, 0
     for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
         for row in batch.to_pylist():
-            yield {k: _as_text(v) for k, v in row.items()}
+            yield tuple(_as_text(row.get(c)) for c in RAW_COLUMNS)
         done += batch.num_rows
         if progress is not None:
             progress(done, total)
@@ -118,16 +124,6 @@ def _as_text(value: Any) -> str:
 
 
 # -- writers ---------------------------------------------------------------------------------
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple):
-        return " ".join(map(str, value)) if value else ""
-    return value
-
-
 _ARROW_TYPES = {
     "text": pa.string(),
     "int64": pa.int64(),
@@ -138,12 +134,30 @@ ARROW_SCHEMA = pa.schema([(n, _ARROW_TYPES[COLUMN_TYPES[n]]) for n in PSEUDONYMI
 
 
 class _CsvSink:
+    """Writes encoder rows as CSV: None -> empty, bool -> true/false, sets space-separated."""
+
+    _RESTRICTED = PSEUDONYMISED_COLUMN_NAMES.index("restricted")
+    _SETS = tuple(
+        i for i, n in enumerate(PSEUDONYMISED_COLUMN_NAMES) if COLUMN_TYPES[n] == "int64_set"
+    )
+
     def __init__(self, handle: IO[str]) -> None:
         self._writer = csv.writer(handle, lineterminator="\n")
         self._writer.writerow(PSEUDONYMISED_COLUMN_NAMES)
+        self._set_text: dict[tuple[int, ...], str] = {}  # bounded: cleared when large
 
     def write(self, values: list[Any]) -> None:
-        self._writer.writerow([_csv_cell(v) for v in values])
+        values[self._RESTRICTED] = "true" if values[self._RESTRICTED] else "false"
+        for i in self._SETS:
+            tokens = values[i]
+            if tokens is not None:
+                text = self._set_text.get(tokens)
+                if text is None:
+                    if len(self._set_text) > 100_000:
+                        self._set_text.clear()
+                    text = self._set_text[tokens] = " ".join(map(str, tokens))
+                values[i] = text
+        self._writer.writerow(values)  # the csv module writes None as an empty field
 
 
 class _ParquetSink:
@@ -208,11 +222,11 @@ def pseudonymise_file(
                 for number, raw in enumerate(rows, 1):
                     summary.rows_read = number
                     try:
-                        values, warnings = encoder.encode(raw)
+                        values, warnings = encoder.encode_row(raw)
                     except Rejected as reason:
                         summary.rows_rejected += 1
                         summary.reject_reasons[str(reason)] += 1
-                        rejects.writerow([number, (raw.get("record_id") or "").strip(), reason])
+                        rejects.writerow([number, raw[RECORD_ID].strip(), reason])
                         continue
                     sink.write(values)
                     summary.rows_written += 1

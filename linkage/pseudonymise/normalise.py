@@ -55,10 +55,25 @@ def normalise_nhs_number(raw: str) -> str | None:
     return number
 
 
+# Local authority numbers a UPN may carry (python-stdnum's list of DfE LA codes).
+_UPN_LA_NUMBERS: frozenset[int] = frozenset(getattr(upn, "_la_numbers", ()))
+
+
 def normalise_upn(raw: str) -> str | None:
-    """A Unique Pupil Number: check letter followed by 12 characters (DfE rules)."""
+    """A Unique Pupil Number: check letter, 3-digit LA number, 8 digits, last digit or letter.
+
+    Same rules as `stdnum.gb.upn.validate`, without its per-call cleaning (this is a hot path).
+    """
     number = raw.replace(" ", "").upper()
-    return number if upn.is_valid(number) else None
+    if len(number) != 13 or not number[1:12].isdigit():
+        return None
+    if _UPN_LA_NUMBERS and int(number[1:4]) not in _UPN_LA_NUMBERS:
+        return None
+    try:
+        check = upn.calc_check_digit(number[1:])
+    except ValueError:  # last character outside the check alphabet
+        return None
+    return number if check == number[0] else None
 
 
 def normalise_local_id(raw: str) -> str | None:

@@ -3,6 +3,9 @@
 from datetime import date
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stdnum.gb import upn
 
 from linkage.pseudonymise import normalise as norm
 
@@ -99,3 +102,18 @@ def test_restricted_flag_must_be_understood() -> None:
     assert norm.parse_restricted("") is False
     assert norm.parse_restricted("0") is False
     assert norm.parse_restricted("maybe") is None
+
+
+upn_like = st.builds(
+    lambda letter, la, body, last: f"{letter}{la}{body}{last}",
+    st.sampled_from("ABCDEFGHJKLMNPQRTUVWXYZI"),
+    st.sampled_from(["801", "802", "201", "999", "000"]),
+    st.integers(10**7, 10**8 - 1).map(str),
+    st.sampled_from("0123456789ABCDEFGHJKLMNPQRTUVWXYZI"),
+)
+
+
+@settings(deadline=None, max_examples=2000)
+@given(upn_like)
+def test_upn_check_agrees_with_python_stdnum(value: str) -> None:
+    assert (norm.normalise_upn(value) is not None) == upn.is_valid(value)

@@ -1,0 +1,38 @@
+# The two commands a new user needs: `make demo` runs the main job, `make test` runs the tests.
+# Both create the virtual environment and install what they need first.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEMO   ?= demo
+CHILDREN ?= 2000
+
+.PHONY: demo test lint install clean
+
+$(BIN)/cci: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(BIN)/cci
+
+# Main job on the embedded default (SQLite file + DuckDB) over generated demo data.
+demo: install
+	@mkdir -p $(DEMO)
+	@test -f $(DEMO)/linkage.key || $(BIN)/cci keygen --out $(DEMO)/linkage.key
+	$(BIN)/cci demo-data --children $(CHILDREN) --out $(DEMO)/raw --seed 7
+	$(BIN)/cci pseudonymise --key-file $(DEMO)/linkage.key $(DEMO)/raw/records.csv $(DEMO)/pseudonymised.csv || test $$? -eq 3
+	CCI_DATABASE_URL=sqlite:///$(DEMO)/cci.db $(BIN)/cci ingest $(DEMO)/pseudonymised.csv
+	CCI_DATABASE_URL=sqlite:///$(DEMO)/cci.db $(BIN)/cci sources list
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy linkage
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) $(DEMO) *.egg-info .pytest_cache .ruff_cache .mypy_cache

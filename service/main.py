@@ -1,0 +1,5 @@
+"""ASGI entry point for uvicorn: `uvicorn service.main:app` (what `cci serve` runs)."""
+
+from service.app import create_app
+
+app = create_app()
