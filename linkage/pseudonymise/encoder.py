@@ -3,8 +3,10 @@
 Tokens are HMAC-SHA256 under the attribute group's sub-key, truncated to a signed 64-bit
 integer (comparable in SQLite, PostgreSQL, DuckDB and Spark as a BIGINT). Every message carries
 a short purpose tag ("T|", "P|", ...) so one sub-key serves several encodings without any two
-of them ever agreeing by accident. Names, dates and postcodes repeat heavily, so each distinct
-value is encoded once and kept in a bounded cache.
+of them ever agreeing by accident.
+
+Names, dates and postcodes repeat heavily, so each distinct value is encoded once, kept in a
+bounded cache, and carries its CSV text ready-made: the hot path then only joins strings.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ assert 64 * BLOOM_WORDS == 256
 _WORD_MASK = (1 << 64) - 1
 
 Tokeniser = Callable[[bytes], int]
-_NO_POSTCODE: tuple[None, None, None] = (None, None, None)
 
 
 def _tokeniser(subkey: bytes) -> Tokeniser:
@@ -48,18 +49,75 @@ def _signed(word: int) -> int:
     return word - (1 << 64) if word >= 1 << 63 else word
 
 
+def _csv(values: Sequence[object]) -> str:
+    """CSV text of encoding values (ints, sets of ints, None): none ever needs quoting."""
+    return ",".join(
+        "" if v is None else " ".join(map(str, v)) if isinstance(v, tuple) else str(v)
+        for v in values
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """The encoding of one distinct value: its column values and their CSV text."""
+
+    values: tuple[Any, ...]
+    csv: str
+
+    @classmethod
+    def of(cls, *values: Any) -> Part:
+        return cls(values, _csv(values))
+
+
 @dataclass(frozen=True, slots=True)
 class NameEncoding:
-    tok: int
-    dm: int | None
-    dm_alt: int | None
-    canon: tuple[int, ...]
-    bloom: tuple[int, ...]
-    first_word_tok: int
+    """given/family columns: tok, dm, dm_alt, [canon], bf1..4; middle: tok, first word tok."""
+
+    full: Part  # tok, dm, dm_alt, canon, bf1..4 (given names)
+    without_canon: Part  # tok, dm, dm_alt, bf1..4 (family names)
+    as_middle: Part  # tok, first-word tok (middle names)
+
+
+_NO_MIDDLE = Part.of(None, None)
+_NO_POSTCODE = Part.of(None, None, None)
 
 
 class Rejected(Exception):
     """A row whose required fields fail validation. The reason never echoes input values."""
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedRecord:
+    """One pseudonymised record, as contract-ordered values or as a CSV line."""
+
+    head: tuple[Any, ...]  # source_system .. la_child_id, in clear or per-row encodings
+    given: Part
+    middle: Part
+    family: Part
+    dob: Part
+    postcode: Part
+
+    def values(self) -> list[Any]:
+        return [
+            *self.head,
+            *self.given.values,
+            *self.middle.values,
+            *self.family.values,
+            *self.dob.values,
+            *self.postcode.values,
+        ]
+
+    def csv_line(self) -> str:
+        source, record_id, key_id, version, sex, restricted, nhs, upn, local = self.head
+        if any(c in record_id for c in ',"\r\n'):
+            record_id = '"' + record_id.replace('"', '""') + '"'
+        return (
+            f"{source},{record_id},{key_id},{version},{sex or ''},"
+            f"{'true' if restricted else 'false'},{nhs or ''},"
+            f"{'' if upn is None else upn},{'' if local is None else local},"
+            f"{self.given.csv},{self.middle.csv},{self.family.csv},{self.dob.csv},"
+            f"{self.postcode.csv}\n"
+        )
 
 
 class RecordEncoder:
@@ -104,23 +162,23 @@ class RecordEncoder:
         bloom = 0
         for i in range(len(padded) - 1):
             bloom |= self._bigram(padded[i : i + 2])
+        tok = self._name(b"T|" + letters.encode())
+        dm = self._name(b"P|" + primary.encode()) if primary else None
+        dm_alt = (
+            self._name(b"P|" + alternate.encode()) if alternate and alternate != primary else None
+        )
+        canon = tuple(
+            sorted(self._name(b"C|" + form.encode()) for form in canonical_forms(words[0]))
+        )
+        words64 = tuple(_signed((bloom >> (64 * i)) & _WORD_MASK) for i in range(BLOOM_WORDS))
         return NameEncoding(
-            tok=self._name(b"T|" + letters.encode()),
-            dm=self._name(b"P|" + primary.encode()) if primary else None,
-            dm_alt=(
-                self._name(b"P|" + alternate.encode())
-                if alternate and alternate != primary
-                else None
-            ),
-            canon=tuple(
-                sorted(self._name(b"C|" + form.encode()) for form in canonical_forms(words[0]))
-            ),
-            bloom=tuple(_signed((bloom >> (64 * i)) & _WORD_MASK) for i in range(BLOOM_WORDS)),
-            first_word_tok=self._name(b"T|" + words[0].encode()),
+            full=Part.of(tok, dm, dm_alt, canon, *words64),
+            without_canon=Part.of(tok, dm, dm_alt, *words64),
+            as_middle=Part.of(tok, self._name(b"T|" + words[0].encode())),
         )
 
     # -- dates and postcodes ------------------------------------------------------------
-    def _encode_dob(self, raw: str) -> tuple[int, int | None, int, int, int] | None:
+    def _encode_dob(self, raw: str) -> Part | None:
         value = norm.parse_date_of_birth(raw)
         if value is None:
             return None
@@ -128,7 +186,7 @@ class RecordEncoder:
         swapped = None
         if value.day <= 12 and value.day != value.month:
             swapped = self._dob(f"D|{y}-{d}-{m}".encode())
-        return (
+        return Part.of(
             self._dob(f"D|{y}-{m}-{d}".encode()),
             swapped,
             self._dob(f"YM|{y}-{m}".encode()),
@@ -136,24 +194,24 @@ class RecordEncoder:
             self._dob(f"YD|{y}-{d}".encode()),
         )
 
-    def _encode_postcode(self, raw: str) -> tuple[int, int, int] | None:
+    def _encode_postcode(self, raw: str) -> Part | None:
         parts = norm.normalise_postcode(raw)
         if parts is None:
             return None
         full, sector, district = parts
-        return (
+        return Part.of(
             self._postcode(b"P|" + full.encode()),
             self._postcode_part(b"S|" + sector.encode()),
             self._postcode_part(b"D|" + district.encode()),
         )
 
     # -- whole records ------------------------------------------------------------------
-    def encode(self, raw: Mapping[str, str | None]) -> tuple[list[Any], list[str]]:
-        """One raw record (column name -> text) -> (values in contract order, warnings)."""
+    def encode(self, raw: Mapping[str, str | None]) -> tuple[EncodedRecord, list[str]]:
+        """One raw record (column name -> text) -> (encoded record, warnings)."""
         return self.encode_row(tuple(raw.get(name) or "" for name in RAW_COLUMNS))
 
-    def encode_row(self, row: Sequence[str]) -> tuple[list[Any], list[str]]:
-        """One raw record as texts in RAW_COLUMNS order -> (values in contract order, warnings).
+    def encode_row(self, row: Sequence[str]) -> tuple[EncodedRecord, list[str]]:
+        """One raw record as texts in RAW_COLUMNS order -> (encoded record, warnings).
 
         Raises Rejected when a required field fails. Warnings name the optional field that was
         blanked and why, never its value. Positional on purpose: this is the hot path.
@@ -210,7 +268,7 @@ class RecordEncoder:
             sex = norm.normalise_sex(sex_text)
             if sex is None:
                 warnings.append("sex blanked: not F, M or U")
-        postcode: tuple[int | None, ...] = _NO_POSTCODE
+        postcode = _NO_POSTCODE
         if postcode_text:
             encoded = self.encode_postcode(postcode_text)
             if encoded is None:
@@ -219,30 +277,24 @@ class RecordEncoder:
                 postcode = encoded
         middle = self.encode_name(middle_text) if middle_text else None
 
-        return [
-            source,
-            record_id,
-            self.key_id,
-            ENCODING_VERSION,
-            sex,
-            restricted,
-            nhs_enc,
-            upn_tok,
-            local_tok,
-            given.tok,
-            given.dm,
-            given.dm_alt,
-            given.canon,
-            *given.bloom,
-            middle.tok if middle else None,
-            middle.first_word_tok if middle else None,
-            family.tok,
-            family.dm,
-            family.dm_alt,
-            *family.bloom,
-            *dob,
-            *postcode,
-        ], warnings
+        return EncodedRecord(
+            head=(
+                source,
+                record_id,
+                self.key_id,
+                ENCODING_VERSION,
+                sex,
+                restricted,
+                nhs_enc,
+                upn_tok,
+                local_tok,
+            ),
+            given=given.full,
+            middle=middle.as_middle if middle else _NO_MIDDLE,
+            family=family.without_canon,
+            dob=dob,
+            postcode=postcode,
+        ), warnings
 
 
-assert len(PSEUDONYMISED_COLUMN_NAMES) == 4 + 2 + 3 + 4 + BLOOM_WORDS + 2 + 3 + BLOOM_WORDS + 5 + 3
+assert len(PSEUDONYMISED_COLUMN_NAMES) == 9 + (4 + BLOOM_WORDS) + 2 + (3 + BLOOM_WORDS) + 5 + 3

@@ -26,7 +26,7 @@ from linkage.contract import (
     RAW_REQUIRED_COLUMNS,
 )
 from linkage.errors import UnusableInputError
-from linkage.pseudonymise.encoder import RecordEncoder, Rejected
+from linkage.pseudonymise.encoder import EncodedRecord, RecordEncoder, Rejected
 from linkage.pseudonymise.keys import LinkageKey
 
 Progress = Callable[[int, int], None]  # (units done, units total) — bytes or rows
@@ -134,30 +134,12 @@ ARROW_SCHEMA = pa.schema([(n, _ARROW_TYPES[COLUMN_TYPES[n]]) for n in PSEUDONYMI
 
 
 class _CsvSink:
-    """Writes encoder rows as CSV: None -> empty, bool -> true/false, sets space-separated."""
-
-    _RESTRICTED = PSEUDONYMISED_COLUMN_NAMES.index("restricted")
-    _SETS = tuple(
-        i for i, n in enumerate(PSEUDONYMISED_COLUMN_NAMES) if COLUMN_TYPES[n] == "int64_set"
-    )
-
     def __init__(self, handle: IO[str]) -> None:
-        self._writer = csv.writer(handle, lineterminator="\n")
-        self._writer.writerow(PSEUDONYMISED_COLUMN_NAMES)
-        self._set_text: dict[tuple[int, ...], str] = {}  # bounded: cleared when large
+        self._handle = handle
+        handle.write(",".join(PSEUDONYMISED_COLUMN_NAMES) + "\n")
 
-    def write(self, values: list[Any]) -> None:
-        values[self._RESTRICTED] = "true" if values[self._RESTRICTED] else "false"
-        for i in self._SETS:
-            tokens = values[i]
-            if tokens is not None:
-                text = self._set_text.get(tokens)
-                if text is None:
-                    if len(self._set_text) > 100_000:
-                        self._set_text.clear()
-                    text = self._set_text[tokens] = " ".join(map(str, tokens))
-                values[i] = text
-        self._writer.writerow(values)  # the csv module writes None as an empty field
+    def write(self, record: EncodedRecord) -> None:
+        self._handle.write(record.csv_line())
 
 
 class _ParquetSink:
@@ -165,8 +147,8 @@ class _ParquetSink:
         self._writer = pq.ParquetWriter(path, ARROW_SCHEMA)
         self._rows: list[list[Any]] = []
 
-    def write(self, values: list[Any]) -> None:
-        self._rows.append(values)
+    def write(self, record: EncodedRecord) -> None:
+        self._rows.append(record.values())
         if len(self._rows) >= PARQUET_BATCH_ROWS:
             self._flush()
 
@@ -222,13 +204,13 @@ def pseudonymise_file(
                 for number, raw in enumerate(rows, 1):
                     summary.rows_read = number
                     try:
-                        values, warnings = encoder.encode_row(raw)
+                        record, warnings = encoder.encode_row(raw)
                     except Rejected as reason:
                         summary.rows_rejected += 1
                         summary.reject_reasons[str(reason)] += 1
                         rejects.writerow([number, raw[RECORD_ID].strip(), reason])
                         continue
-                    sink.write(values)
+                    sink.write(record)
                     summary.rows_written += 1
                     for warning in warnings:
                         summary.warnings[warning] += 1

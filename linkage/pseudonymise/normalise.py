@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import date
+from functools import lru_cache
 
 from stdnum.gb import nhs, upn
 
@@ -128,6 +129,7 @@ def parse_restricted(raw: str) -> bool | None:
 _SOURCE_CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
+@lru_cache(maxsize=1024)
 def normalise_source_code(raw: str) -> str | None:
     code = raw.strip().lower()
     return code if _SOURCE_CODE.match(code) else None

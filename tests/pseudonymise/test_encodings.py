@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,8 +35,19 @@ def record(**overrides: str) -> dict[str, str]:
 
 
 def encoded(encoder: RecordEncoder = ENC_A, **overrides: str) -> dict[str, object]:
-    values, _ = encoder.encode(record(**overrides))
+    encoded_record, _ = encoder.encode(record(**overrides))
+    values = encoded_record.values()
+    line = next(csv.reader([encoded_record.csv_line()]))
+    assert line == ["" if v is None else _csv_text(v) for v in values]
     return dict(zip(PSEUDONYMISED_COLUMN_NAMES, values, strict=True))
+
+
+def _csv_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return " ".join(map(str, value))
+    return str(value)
 
 
 def dice(a: dict[str, object], b: dict[str, object], left: str, right: str) -> float:
@@ -147,8 +160,8 @@ def test_missing_values_are_never_encoded() -> None:
 
 
 def test_invalid_optional_values_are_blanked_with_a_warning() -> None:
-    values, warnings = ENC_A.encode(record(nhs_number="9434765918", postcode="nowhere"))
-    row = dict(zip(PSEUDONYMISED_COLUMN_NAMES, values, strict=True))
+    encoded_record, warnings = ENC_A.encode(record(nhs_number="9434765918", postcode="nowhere"))
+    row = dict(zip(PSEUDONYMISED_COLUMN_NAMES, encoded_record.values(), strict=True))
     assert row["nhs_number_enc"] is None and row["postcode_tok"] is None
     assert len(warnings) == 2
     assert not any("9434765918" in w or "nowhere" in w for w in warnings)
