@@ -12,6 +12,7 @@ from typing import Any
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import SettingsCreator
+from splink.blocking_rule_library import CustomRule
 
 from linkage.model.comparisons import COMPARISONS, Comparison, Level
 
@@ -88,7 +89,7 @@ def settings_creator(*, prior: float = DEFAULT_PRIOR) -> SettingsCreator:
         unique_id_column_name=UNIQUE_ID,
         probability_two_random_records_match=prior,
         comparisons=[splink_comparison(c) for c in COMPARISONS],
-        blocking_rules_to_generate_predictions=[rule.sql for rule in BLOCKING_RULES],
+        blocking_rules_to_generate_predictions=[CustomRule(rule.sql) for rule in BLOCKING_RULES],
         retain_matching_columns=False,
         retain_intermediate_calculation_columns=False,
         additional_columns_to_retain=[],
