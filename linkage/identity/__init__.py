@@ -1,0 +1,1 @@
+"""Clusters and their identifiers: constrained clustering and stable CCI assignment (pure logic)."""

@@ -1,0 +1,155 @@
+"""Stable identifier assignment: carrying old CCIs onto new clusters (DESIGN.md).
+
+- Old CCIs are carried onto new clusters by maximum overlap of records; ties go to the
+  NHS-anchored CCI, then the oldest.
+- A merge keeps the winning CCI; the others become `superseded`, pointing at it.
+- A split keeps the CCI on the part with most of its records; the other parts get new CCIs,
+  except that a split which undoes an earlier merge reinstates the superseded CCI.
+- An old CCI left with no records is `retired`.
+
+Pure logic: the caller loads the prior state and applies the returned plan in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from linkage.identity.cci import new_cci
+
+RecordKey = Hashable
+
+
+@dataclass(frozen=True)
+class PriorIdentifier:
+    cci: str
+    created_at: datetime
+    nhs_anchored: bool = False
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # created | superseded | split | reinstated | retired | reassigned
+    cci: str
+    related_cci: str | None = None
+    record: RecordKey | None = None
+
+
+@dataclass
+class AssignmentPlan:
+    """What to write: each cluster's CCI, status changes, and the events, in order."""
+
+    cci_of_cluster: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    superseded: dict[str, str] = field(default_factory=dict)  # old -> successor
+    reinstated: list[str] = field(default_factory=list)
+    retired: list[str] = field(default_factory=list)
+    split_from: dict[str, str] = field(default_factory=dict)  # new or reinstated -> old
+    reassigned: dict[RecordKey, tuple[str | None, str]] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+
+def assign_identifiers(
+    clusters: list[set[RecordKey]],
+    prior_cci: Mapping[RecordKey, str],
+    identifiers: Mapping[str, PriorIdentifier],
+    *,
+    members_when_superseded: Mapping[str, tuple[str, frozenset[RecordKey]]] | None = None,
+    make_cci: Callable[[], str] = new_cci,
+) -> AssignmentPlan:
+    """Give each new cluster a CCI, keeping old ones wherever the records stayed together.
+
+    `prior_cci` maps each record to its current active CCI (records new to the registry are
+    absent); `identifiers` describes those active CCIs. `members_when_superseded` maps each
+    superseded CCI to (its successor resolved to the CCI active now, the records it held when
+    it was superseded): a cluster made of most of those records again, split off that
+    successor, gets the old CCI back.
+    """
+    plan = AssignmentPlan(cci_of_cluster=[""] * len(clusters))
+    overlaps: list[tuple[int, str, int]] = []  # (overlap, cci, cluster index)
+    for index, members in enumerate(clusters):
+        counts = Counter(prior_cci[r] for r in members if r in prior_cci)
+        overlaps.extend((count, cci, index) for cci, count in counts.items())
+
+    def priority(item: tuple[int, str, int]) -> tuple[int, bool, datetime, str, int]:
+        count, cci, index = item
+        prior = identifiers[cci]
+        return (-count, not prior.nhs_anchored, prior.created_at, cci, index)
+
+    carried: dict[str, int] = {}
+    for _count, cci, index in sorted(overlaps, key=priority):
+        if cci in carried or plan.cci_of_cluster[index]:
+            continue
+        carried[cci] = index
+        plan.cci_of_cluster[index] = cci
+        plan.kept.append(cci)
+
+    # Old CCIs not carried: merged into the cluster that holds most of their records, or retired.
+    best_cluster: dict[str, int] = {}
+    for _count, cci, index in sorted(overlaps, key=priority):
+        best_cluster.setdefault(cci, index)
+    for cci in sorted(identifiers):
+        if cci in carried:
+            continue
+        if cci in best_cluster:
+            successor = plan.cci_of_cluster[best_cluster[cci]]
+            plan.superseded[cci] = successor
+            plan.events.append(Event("superseded", cci, related_cci=successor))
+        else:
+            plan.retired.append(cci)
+            plan.events.append(Event("retired", cci))
+
+    # Clusters without a CCI: reinstate an undone merge, else a new CCI.
+    reinstatable = dict(members_when_superseded or {})
+    for index, members in enumerate(clusters):
+        if plan.cci_of_cluster[index]:
+            continue
+        origins = Counter(prior_cci[r] for r in members if r in prior_cci)
+        origin = origins.most_common(1)[0][0] if origins else None
+        back = _undone_merge(members, origin, reinstatable)
+        if back is not None:
+            plan.cci_of_cluster[index] = back
+            plan.reinstated.append(back)
+            plan.split_from[back] = origin or ""
+            plan.events.append(Event("reinstated", back, related_cci=origin))
+            del reinstatable[back]
+            continue
+        cci = make_cci()
+        plan.cci_of_cluster[index] = cci
+        plan.created.append(cci)
+        plan.events.append(Event("created", cci))
+        if origin is not None:
+            plan.split_from[cci] = origin
+            plan.events.append(Event("split", cci, related_cci=origin))
+
+    for index, members in enumerate(clusters):
+        cci = plan.cci_of_cluster[index]
+        for record in sorted(members, key=str):
+            before = prior_cci.get(record)
+            if before != cci:
+                plan.reassigned[record] = (before, cci)
+                plan.events.append(Event("reassigned", cci, related_cci=before, record=record))
+    return plan
+
+
+def _undone_merge(
+    members: Iterable[RecordKey],
+    origin: str | None,
+    reinstatable: Mapping[str, tuple[str, frozenset[RecordKey]]],
+) -> str | None:
+    """The superseded CCI whose records this cluster now holds (more than half of them), if
+    it was merged into the CCI the cluster splits from."""
+    if origin is None:
+        return None
+    member_set = set(members)
+    best: tuple[int, str] | None = None
+    for cci, (successor, old_members) in reinstatable.items():
+        if successor != origin or not old_members:
+            continue
+        overlap = len(member_set & old_members)
+        if 2 * overlap > len(old_members) and (best is None or overlap > best[0]):
+            best = (overlap, cci)
+    return best[1] if best else None

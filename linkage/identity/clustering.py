@@ -1,0 +1,125 @@
+"""Constrained clustering: greedy union of scored pairs in descending match weight.
+
+Data officers' decisions are constraints: "same child" (must-link) joins two records whatever
+the scores; "different children" (cannot-link) keeps them apart whatever the scores. Two
+records holding different health-verified NHS numbers never share a cluster unless a decision
+joins them: any link that would chain them together is refused, however strong.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+RecordKey = Hashable
+
+
+@dataclass
+class ClusteringResult:
+    clusters: list[set[RecordKey]]
+    links_used: int = 0
+    refused_nhs_conflict: int = 0
+    refused_cannot_link: int = 0
+    refused: list[tuple[RecordKey, RecordKey]] = field(default_factory=list)
+
+
+class _Clusters:
+    """Union-find whose roots carry the cluster's health NHS numbers and cannot-link partners."""
+
+    def __init__(self, nodes: Iterable[RecordKey], nhs: Mapping[RecordKey, str]) -> None:
+        self.parent: dict[RecordKey, RecordKey] = {}
+        self.size: dict[RecordKey, int] = {}
+        self.nhs: dict[RecordKey, frozenset[str]] = {}
+        self.cannot: dict[RecordKey, set[RecordKey]] = {}
+        for node in nodes:
+            self.add(node, nhs.get(node))
+
+    def add(self, node: RecordKey, nhs_number: str | None = None) -> None:
+        if node not in self.parent:
+            self.parent[node] = node
+            self.size[node] = 1
+            self.nhs[node] = frozenset([nhs_number]) if nhs_number else frozenset()
+            self.cannot[node] = set()
+
+    def find(self, node: RecordKey) -> RecordKey:
+        root = node
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[node] != root:  # path compression
+            self.parent[node], node = root, self.parent[node]
+        return root
+
+    def conflict(self, a: RecordKey, b: RecordKey) -> str | None:
+        """Why roots a and b may not merge, or None."""
+        if self.nhs[a] and self.nhs[b] and self.nhs[a] != self.nhs[b]:
+            return "nhs"
+        small, large = (a, b) if len(self.cannot[a]) <= len(self.cannot[b]) else (b, a)
+        if any(self.find(partner) == large for partner in self.cannot[small]):
+            return "cannot_link"
+        return None
+
+    def union(self, a: RecordKey, b: RecordKey) -> RecordKey:
+        if self.size[a] < self.size[b]:
+            a, b = b, a
+        self.parent[b] = a
+        self.size[a] += self.size[b]
+        self.nhs[a] = self.nhs[a] | self.nhs[b]
+        self.cannot[a] |= self.cannot.pop(b)
+        del self.nhs[b], self.size[b]
+        return a
+
+    def groups(self) -> list[set[RecordKey]]:
+        out: dict[RecordKey, set[RecordKey]] = {}
+        for node in self.parent:
+            out.setdefault(self.find(node), set()).add(node)
+        return list(out.values())
+
+
+def cluster_records(
+    records: Iterable[RecordKey],
+    links: Iterable[tuple[RecordKey, RecordKey, float]],
+    *,
+    health_nhs: Mapping[RecordKey, str] | None = None,
+    must_link: Iterable[tuple[RecordKey, RecordKey]] = (),
+    cannot_link: Iterable[tuple[RecordKey, RecordKey]] = (),
+) -> ClusteringResult:
+    """Cluster records given scored links at or above the auto-link threshold.
+
+    `health_nhs` maps records from health sources to their NHS number encoding. Must-links are
+    applied first (a decision outranks the NHS rule); then links in descending weight, each
+    refused if it would join two clusters with different health NHS numbers or a cannot-link
+    pair. Ties in weight are broken by the record keys, so the result is deterministic.
+    """
+    state = _Clusters(records, health_nhs or {})
+    for a, b in cannot_link:
+        state.add(a)
+        state.add(b)
+        state.cannot[state.find(a)].add(b)
+        state.cannot[state.find(b)].add(a)
+    result = ClusteringResult(clusters=[])
+    for a, b in must_link:
+        state.add(a)
+        state.add(b)
+        root_a, root_b = state.find(a), state.find(b)
+        if root_a != root_b:
+            state.union(root_a, root_b)
+
+    ordered = sorted(links, key=lambda link: (-link[2], str(link[0]), str(link[1])))
+    for a, b, _weight in ordered:
+        state.add(a)
+        state.add(b)
+        root_a, root_b = state.find(a), state.find(b)
+        if root_a == root_b:
+            continue
+        reason = state.conflict(root_a, root_b)
+        if reason is None:
+            state.union(root_a, root_b)
+            result.links_used += 1
+            continue
+        if reason == "nhs":
+            result.refused_nhs_conflict += 1
+        else:
+            result.refused_cannot_link += 1
+        result.refused.append((a, b))
+    result.clusters = state.groups()
+    return result
