@@ -52,7 +52,7 @@ class PairScore:
 
 
 def probability(match_weight: float) -> float:
-    bayes_factor = 2.0**match_weight
+    bayes_factor: float = 2.0**match_weight
     return bayes_factor / (1.0 + bayes_factor)
 
 

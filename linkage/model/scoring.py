@@ -40,6 +40,6 @@ def score_pairs(
     wanted = list(PAIR_COLUMNS)
     if explain:
         wanted += [f"gamma_{n}" for n in names] + [f"mw_{n}" for n in names]
-    table = predictions.as_pyarrow_table()
+    table: pa.Table = predictions.as_pyarrow_table()  # type: ignore[no-untyped-call]
     tf_columns = [c for c in table.column_names if c.startswith("mw_tf_adj_")]
     return table.select(wanted + (tf_columns if explain else []))
