@@ -13,13 +13,13 @@ Pure logic: the caller loads the prior state and applies the returned plan in on
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Hashable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from linkage.identity.cci import new_cci
 
-RecordKey = Hashable
+RecordKey = int  # a record's primary key in the registry
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,7 @@ def assign_identifiers(
 
     for index, members in enumerate(clusters):
         cci = plan.cci_of_cluster[index]
-        for record in sorted(members, key=str):
+        for record in sorted(members):
             before = prior_cci.get(record)
             if before != cci:
                 plan.reassigned[record] = (before, cci)

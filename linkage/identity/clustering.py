@@ -8,10 +8,10 @@ joins them: any link that would chain them together is refused, however strong.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-RecordKey = Hashable
+RecordKey = int  # a record's primary key in the registry
 
 
 @dataclass
@@ -104,7 +104,7 @@ def cluster_records(
         if root_a != root_b:
             state.union(root_a, root_b)
 
-    ordered = sorted(links, key=lambda link: (-link[2], str(link[0]), str(link[1])))
+    ordered = sorted(links, key=lambda link: (-link[2], link[0], link[1]))
     for a, b, _weight in ordered:
         state.add(a)
         state.add(b)
