@@ -1,0 +1,269 @@
+"""The registry's tables (SQLAlchemy 2). Enums are stored as strings; timestamps end in `_at`.
+
+Record encodings are generated from the record contract, so the store cannot drift from it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from linkage.contract import ENCODING_COLUMNS, SOURCE_KINDS
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: A 64-bit integer primary key that autoincrements on SQLite too.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _timestamp(nullable: bool = False) -> Any:
+    return mapped_column(
+        DateTime(timezone=True), nullable=nullable, default=None if nullable else utcnow
+    )
+
+
+class SourceSystem(Base):
+    __tablename__ = "source_systems"
+    __table_args__ = (CheckConstraint(_in("kind", SOURCE_KINDS), name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = _timestamp()
+
+
+class LinkageKey(Base):
+    """Key ids whose encodings the registry accepts."""
+
+    __tablename__ = "linkage_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    registered_at: Mapped[datetime] = _timestamp()
+
+
+class Record(Base):
+    """One source system's record of a child; its encodings live in `record_versions`."""
+
+    __tablename__ = "records"
+    __table_args__ = (
+        UniqueConstraint("source_system_id", "record_id", name="source_record"),
+        CheckConstraint(_in("status", ("active", "withdrawn")), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source_system_id: Mapped[int] = mapped_column(ForeignKey("source_systems.id"))
+    record_id: Mapped[str] = mapped_column(String(128))
+    current_version: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(ForeignKey("linkage_keys.key_id"))
+    restricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    created_at: Mapped[datetime] = _timestamp()
+    updated_at: Mapped[datetime] = _timestamp()
+
+
+_SQL_TYPES = {"int64": BigInteger, "int64_set": Text, "text": Text, "bool": Boolean}
+
+#: Every version of every record, with the encodings (columns generated from the contract).
+record_versions = Table(
+    "record_versions",
+    Base.metadata,
+    Column("record_pk", BigInteger, ForeignKey("records.id"), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("encoding_version", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("sex", String(1)),
+    Column("restricted", Boolean, nullable=False),
+    *(Column(c.name, _SQL_TYPES[c.type]) for c in ENCODING_COLUMNS),
+    Column("ingested_at", DateTime(timezone=True), nullable=False, default=utcnow),
+)
+
+
+class Identifier(Base):
+    """A CCI. Never deleted or reused: superseded ones point at their successor."""
+
+    __tablename__ = "identifiers"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("active", "superseded", "retired")), name="status"),
+    )
+
+    cci: Mapped[str] = mapped_column(String(16), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    successor_cci: Mapped[str | None] = mapped_column(ForeignKey("identifiers.cci"))
+    nhs_anchored: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = _timestamp()
+    changed_at: Mapped[datetime] = _timestamp()
+
+
+class Assignment(Base):
+    """Which CCI a record carries, since when and how. Current: `ended_at` IS NULL."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        CheckConstraint(_in("method", ("auto", "manual", "realtime")), name="method"),
+        Index(
+            "ux_assignments_current_record",
+            "record_pk",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+        Index("ix_assignments_cci", "cci"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    record_pk: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    cci: Mapped[str] = mapped_column(ForeignKey("identifiers.cci"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("linkage_runs.id"))
+    method: Mapped[str] = mapped_column(String(16))
+    match_probability: Mapped[float | None] = mapped_column(Float)
+    assigned_at: Mapped[datetime] = _timestamp()
+    ended_at: Mapped[datetime | None] = _timestamp(nullable=True)
+
+
+class LinkageRun(Base):
+    __tablename__ = "linkage_runs"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("running", "succeeded", "failed")), name="status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    model_version: Mapped[int | None] = mapped_column(ForeignKey("models.version"))
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    started_at: Mapped[datetime] = _timestamp()
+    finished_at: Mapped[datetime | None] = _timestamp(nullable=True)
+
+
+class Model(Base):
+    """A trained Splink model (settings JSON with m/u) and its training summary."""
+
+    __tablename__ = "models"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    settings_json: Mapped[dict[str, Any]] = mapped_column(JSON)
+    summary_json: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = _timestamp()
+
+
+class Decision(Base):
+    """A data officer's judgement on a pair: a must-link or cannot-link for every later run."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (
+        CheckConstraint(_in("verdict", ("same", "different", "unsure")), name="verdict"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    record_pk_l: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    record_pk_r: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    verdict: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = _timestamp()
+
+
+class ReviewItem(Base):
+    __tablename__ = "review_items"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("open", "decided", "obsolete")), name="status"),
+        Index("ix_review_items_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    record_pk_l: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    record_pk_r: Mapped[int] = mapped_column(ForeignKey("records.id"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("linkage_runs.id"))
+    match_weight: Mapped[float] = mapped_column(Float)
+    match_probability: Mapped[float] = mapped_column(Float)
+    reason: Mapped[str] = mapped_column(String(32))
+    explanation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    created_at: Mapped[datetime] = _timestamp()
+    decided_at: Mapped[datetime | None] = _timestamp(nullable=True)
+
+
+class Event(Base):
+    """Append-only feed of identifier changes; `cursor` increases monotonically."""
+
+    __tablename__ = "events"
+
+    cursor: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    type: Mapped[str] = mapped_column(String(32))
+    cci: Mapped[str] = mapped_column(String(16))
+    related_cci: Mapped[str | None] = mapped_column(String(16))
+    record_pk: Mapped[int | None] = mapped_column(BigInteger)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = _timestamp()
+
+
+class ApiClient(Base):
+    __tablename__ = "api_clients"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = _timestamp()
+    revoked_at: Mapped[datetime | None] = _timestamp(nullable=True)
+
+
+api_client_sources = Table(
+    "api_client_sources",
+    Base.metadata,
+    Column("client_id", Integer, ForeignKey("api_clients.id"), primary_key=True),
+    Column("source_system_id", Integer, ForeignKey("source_systems.id"), primary_key=True),
+)
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(256))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    at: Mapped[datetime] = _timestamp()

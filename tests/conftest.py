@@ -1,0 +1,74 @@
+"""Database fixtures: a fresh SQLite file, a fresh PostgreSQL database, or each in turn.
+
+The PostgreSQL server comes from CCI_TEST_POSTGRES_URL (default: the local test server).
+Where it cannot be reached the PostgreSQL tests are skipped with a notice, except under CI
+(CI=true), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+POSTGRES_URL = os.environ.get(
+    "CCI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+_postgres_reachable: bool | None = None
+
+
+def _server_reachable() -> bool:
+    global _postgres_reachable
+    if _postgres_reachable is None:
+        try:
+            engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            engine.dispose()
+            _postgres_reachable = True
+        except Exception:
+            _postgres_reachable = False
+    return _postgres_reachable
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'registry.db'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty database on the PostgreSQL server, dropped afterwards."""
+    if not _server_reachable():
+        message = f"PostgreSQL not reachable at {POSTGRES_URL}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message + " (required under CI)")
+        pytest.skip(message)
+    name = f"cci_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs on SQLite and on PostgreSQL."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _postgres_reachable is False:
+        terminalreporter.write_line(
+            f"NOTICE: PostgreSQL tests were skipped: no server at {POSTGRES_URL}", yellow=True
+        )

@@ -1,0 +1,149 @@
+"""Ingest is idempotent, versions changes, and refuses unregistered keys: SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from cli.main import app
+from linkage.errors import UnknownKeyError, UnusableInputError
+from linkage.store import ingest_files, make_engine
+from linkage.store.models import LinkageKey, Record, SourceSystem, record_versions
+from tests.store.pseudo_rows import pseudo_row, write_pseudo_csv
+
+
+def counts(url: str) -> tuple[int, int]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as c:
+            return (
+                c.scalar(select(func.count()).select_from(Record)) or 0,
+                c.scalar(select(func.count()).select_from(record_versions)) or 0,
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def rows() -> list[dict[str, object]]:
+    rng = random.Random(11)
+    return [pseudo_row(rng, src, f"{src[0].upper()}{i:05d}")
+            for i in range(300) for src in ("health", "education_leeds", "mis_x")]  # fmt: skip
+
+
+def test_same_file_twice_adds_nothing_and_changes_add_versions(
+    db_url: str, tmp_path: Path, rows: list[dict[str, object]]
+) -> None:
+    first = write_pseudo_csv(tmp_path / "a.csv", rows)
+    engine = make_engine(db_url)
+    try:
+        summary = ingest_files(engine, [first])
+        assert (summary.records_added, summary.versions_added) == (900, 900)
+        assert summary.key_ids_registered == ["k0123456789abcde"]
+        again = ingest_files(engine, [first])
+        assert (again.records_added, again.versions_added, again.unchanged) == (0, 0, 900)
+        assert counts(db_url) == (900, 900)
+
+        changed = [dict(r) for r in rows[:5]]
+        for row in changed:
+            row["postcode_tok"] = 42
+        changed.append(dict(rows[5]))  # unchanged
+        second = ingest_files(engine, [write_pseudo_csv(tmp_path / "b.csv", changed)])
+        assert (second.records_added, second.versions_added, second.unchanged) == (0, 5, 1)
+        assert counts(db_url) == (900, 905)
+        with engine.connect() as c:
+            versions = c.execute(
+                select(record_versions.c.version, record_versions.c.postcode_tok)
+                .join(Record, Record.id == record_versions.c.record_pk)
+                .where(Record.record_id == rows[0]["record_id"])
+                .order_by(record_versions.c.version)
+            ).all()
+            assert [v for v, _ in versions] == [1, 2] and versions[1][1] == 42
+            current = c.scalar(
+                select(Record.current_version).where(Record.record_id == rows[0]["record_id"])
+            )
+            assert current == 2
+            kinds = dict(c.execute(select(SourceSystem.code, SourceSystem.kind)).all())
+            assert kinds == {"health": "health", "education_leeds": "education", "mis_x": "other"}
+    finally:
+        engine.dispose()
+
+
+def test_a_later_row_for_the_same_record_wins_within_a_file(db_url: str, tmp_path: Path) -> None:
+    rng = random.Random(3)
+    a, b = pseudo_row(rng, "health", "H1"), pseudo_row(rng, "health", "H1")
+    engine = make_engine(db_url)
+    try:
+        summary = ingest_files(engine, [write_pseudo_csv(tmp_path / "x.csv", [a, b])])
+        assert (summary.records_added, summary.versions_added) == (1, 1)
+        with engine.connect() as c:
+            assert c.scalar(select(record_versions.c.dob_tok)) == b["dob_tok"]
+    finally:
+        engine.dispose()
+
+
+def test_unregistered_key_id_is_refused_with_nothing_ingested(
+    db_url: str, tmp_path: Path, rows: list[dict[str, object]]
+) -> None:
+    engine = make_engine(db_url)
+    try:
+        ingest_files(engine, [write_pseudo_csv(tmp_path / "a.csv", rows[:10])])
+        rng = random.Random(5)
+        foreign = [pseudo_row(rng, "health", f"Z{i}") for i in range(20)]
+        foreign[-1]["key_id"] = "kffffffffffffff"
+        with pytest.raises(UnknownKeyError, match="kffffffffffffff"):
+            ingest_files(engine, [write_pseudo_csv(tmp_path / "b.csv", foreign)])
+        assert counts(db_url) == (10, 10)
+        with engine.connect() as c:
+            assert list(c.scalars(select(LinkageKey.key_id))) == ["k0123456789abcde"]
+    finally:
+        engine.dispose()
+
+
+def test_cli_ingest_exit_codes(
+    sqlite_url: str, tmp_path: Path, rows: list[dict[str, object]]
+) -> None:
+    good = write_pseudo_csv(tmp_path / "a.csv", rows[:20])
+    runner = CliRunner()
+    result = runner.invoke(app, ["ingest", str(good), "--database-url", sqlite_url])
+    assert result.exit_code == 0, result.output
+    assert "20 new records" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("source_system,record_id\nhealth,H1\n", encoding="utf-8")
+    result = runner.invoke(app, ["ingest", str(bad), "--database-url", sqlite_url])
+    assert result.exit_code == 2 and "missing required column" in result.output
+    listing = runner.invoke(app, ["sources", "list", "--database-url", sqlite_url])
+    assert "health" in listing.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty file"),
+        (b"source_system,record_id,key_id\nhealth,H1,k1\n", "missing required column"),
+        (b"\xff\xfe\x00garbage\n", "not UTF-8"),
+    ],
+)
+def test_unusable_files(sqlite_url: str, tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "x.csv"
+    path.write_bytes(content)
+    engine = make_engine(sqlite_url)
+    try:
+        with pytest.raises(UnusableInputError, match=message):
+            ingest_files(engine, [path])
+    finally:
+        engine.dispose()
+
+
+def test_bom_is_accepted(sqlite_url: str, tmp_path: Path, rows: list[dict[str, object]]) -> None:
+    path = write_pseudo_csv(tmp_path / "a.csv", rows[:3])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    engine = make_engine(sqlite_url)
+    try:
+        assert ingest_files(engine, [path]).records_added == 3
+    finally:
+        engine.dispose()
