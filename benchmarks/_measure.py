@@ -1,0 +1,37 @@
+"""Shared helpers for benchmarks: wall time and peak memory of a step run in a fresh process."""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+
+def _child(queue: Any, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        started = time.perf_counter()
+        result = function(*args)
+        seconds = time.perf_counter() - started
+        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        queue.put(("ok", (seconds, peak_mib, result)))
+    except BaseException:  # report any failure instead of leaving the parent waiting
+        queue.put(("error", traceback.format_exc()))
+
+
+def measure(function: Callable[..., Any], *args: Any) -> tuple[float, float, Any]:
+    """(seconds, peak RSS MiB, result) of function(*args) in a fresh (spawned) process.
+
+    Spawned, not forked: pyarrow and database drivers hold threads that do not survive fork.
+    """
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child, args=(queue, function, args))
+    process.start()
+    status, payload = queue.get()
+    process.join()
+    if status != "ok":
+        raise RuntimeError(f"benchmark step failed:\n{payload}")
+    return payload  # type: ignore[no-any-return]
