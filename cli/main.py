@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import db, demo, keys, pseudonymise, serve
+from cli import db, demo, keys, link, pseudonymise, serve
 
 app = typer.Typer(
     name="cci",
@@ -17,6 +17,7 @@ app = typer.Typer(
 keys.register(app)
 pseudonymise.register(app)
 db.register(app)
+link.register(app)
 demo.register(app)
 serve.register(app)
 

@@ -21,3 +21,21 @@ class StoreSettings(BaseSettings):
 @lru_cache
 def store_settings() -> StoreSettings:
     return StoreSettings()
+
+
+class LinkageSettings(BaseSettings):
+    """Decision thresholds (match weights) and engine resources for linkage runs."""
+
+    model_config = SettingsConfigDict(env_prefix="CCI_", extra="ignore")
+
+    #: At or above: records are linked automatically.
+    auto_link_weight: float = 12.0
+    #: At or above (and below auto_link_weight): a review item for a data officer.
+    review_weight: float = 4.0
+    #: DuckDB memory cap for Splink runs.
+    duckdb_memory_limit: str = "4GB"
+
+
+@lru_cache
+def linkage_settings() -> LinkageSettings:
+    return LinkageSettings()

@@ -1,166 +1,179 @@
-"""Raw records as agencies deliver them, with ground truth; a second delivery for stability.
+"""Deliveries: what the agencies send at the first extract and at the second one.
 
-Delivery 1: every source's records about the population. Delivery 2 (same seed): the same
-records, some updated (house moves, corrected names), new records for existing children
-(starting school, entering social care), and records of children born since.
+The first delivery is extracted DELIVERY_GAP_DAYS before `today`, the second on `today`, so
+every date of birth is in the past on the day the data is generated. The second delivery
+re-sends every first-delivery record (most unchanged; some updated: house moves, corrected
+names, NHS numbers traced onto records), adds records of existing children (starting school,
+entering social care) and records of children born in between. Child ids are stable.
 """
 
 from __future__ import annotations
 
-import csv
 import random
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 
-from linkage.contract import RAW_COLUMNS
-from linkage.demo.corruptions import ErrorRates, corrupt, invalidate, wrong_nhs_number
-from linkage.demo.population import Child, population, postcode
+from linkage.demo import corruptions as c
+from linkage.demo.corruptions import ErrorRates
+from linkage.demo.identifiers import la_child_id, postcode
+from linkage.demo.names import tables
+from linkage.demo.population import Child, Household, newborns, population
+from linkage.demo.records import (
+    EDUCATION_COVERAGE,
+    HEALTH_COVERAGE,
+    SCHOOL_AGE_DAYS,
+    RawRecord,
+    Recorder,
+)
 
 DEFAULT_TODAY = date(2026, 11, 22)
-SOURCES = ("health", "education", "social_care")
-PREFIX = {"health": "H", "education": "E", "social_care": "S"}
-BIRTHS_SHARE = 0.02  # children born between the deliveries, as a share of the population
+DELIVERY_GAP_DAYS = 91
+_AGE_SPAN_DAYS = 18 * 365.25
+
+#: Change kinds, as reported in RawRecord.changes of second-delivery records.
+MOVED = "postcode_updated_after_move"
+NAME_CORRECTED = "name_corrected"
+NHS_TRACED = "nhs_number_traced"
+STARTED_SCHOOL = "started_school"
+ENTERED_SOCIAL_CARE = "entered_social_care"
+BORN = "born"
 
 
 @dataclass(frozen=True)
-class RawRecord:
-    child_id: str
-    values: dict[str, str]  # RAW_COLUMNS -> text
+class ChangeRates:
+    """How much changes between the two deliveries (school starters and births follow from
+    the dates: children who turn four, and a year's births scaled to the gap)."""
+
+    household_moved: float = 0.03  # of households
+    move_recorded: float = 0.6  # of a moved child's records, re-sent with the new postcode
+    name_corrected: float = 0.5  # of records with a name typo, re-sent corrected
+    nhs_number_traced: float = 0.1  # of education / social care records without one
+    entered_social_care: float = 0.006  # of children not known to social care
 
 
-@dataclass
-class Counts:
-    records: Counter[str] = field(default_factory=Counter)
-    children: int = 0
+def first_extract_date(today: date) -> date:
+    return today - timedelta(days=DELIVERY_GAP_DAYS)
 
 
-def _record(
-    rng: random.Random, rates: ErrorRates, child: Child, source: str, record_id: str, today: date
-) -> RawRecord:
-    row = corrupt(rng, rates, child, today)
-    row["source_system"] = source
-    row["record_id"] = record_id
-    if source == "health":
-        row["nhs_number"] = wrong_nhs_number(rng, rates, child.nhs_number)
-    elif source == "education":
-        row["upn"] = child.upn
-        row["nhs_number"] = child.nhs_number if rng.random() < 0.3 else ""
-        row["la_child_id"] = child.la_child_id if rng.random() < 0.1 else ""
-    else:
-        row["la_child_id"] = child.la_child_id
-        row["nhs_number"] = child.nhs_number if rng.random() < 0.6 else ""
-        row["upn"] = child.upn if rng.random() < 0.3 else ""
-    if rng.random() < rates.invalid_row:
-        invalidate(rng, row)
-    return RawRecord(child.child_id, {c: row.get(c, "") for c in RAW_COLUMNS})
+def _id_digits(children: int) -> int:
+    """Digits of record ids: room for every record, and never shorter than agencies' 7."""
+    return max(7, len(str(children * 4)))
 
 
-def _sources_of(child: Child, rng: random.Random) -> list[str]:
-    held = []
-    if rng.random() < 0.97:
-        held.append("health")
-    if child.upn and rng.random() < 0.95:
-        held.append("education")
-    if child.in_social_care:
-        held.append("social_care")
-    return held
-
-
-def generate_records(
+def iter_records(
     children: int,
     *,
     seed: int = 7,
     delivery: int = 1,
     rates: ErrorRates | None = None,
+    changes: ChangeRates | None = None,
     today: date = DEFAULT_TODAY,
 ) -> Iterator[RawRecord]:
-    """Every raw record of the delivery with its child id, in a stable order."""
-    rates = rates or ErrorRates()
-    births = max(1, int(children * BIRTHS_SHARE))
-    people = population(children + births, seed, today)
-    born_later = {c.child_id for c in people[children:]}
-    first_day = today - timedelta(days=90)  # delivery 1 was taken 90 days before delivery 2
-    counters: Counter[str] = Counter()
-
-    def next_id(source: str) -> str:
-        counters[source] += 1
-        return f"{PREFIX[source]}{counters[source]:07d}"
-
-    rng = random.Random(f"records/{seed}")
-    updates = random.Random(f"delivery2/{seed}")
-    for child in people:
-        if child.child_id in born_later:
-            continue
-        for source in _sources_of(child, rng):
-            record = _record(rng, rates, child, source, next_id(source), first_day)
-            if delivery == 2 and updates.random() < 0.03:
-                record = _update(updates, rates, child, record, today)
-            yield record
-            if rng.random() < rates.duplicate_in_source:
-                yield _record(rng, rates, child, source, next_id(source), first_day)
+    """Every raw record of the delivery with its true child id, in generation order
+    (households together: shuffle before writing). Same arguments, same records."""
+    if delivery not in (1, 2):
+        raise ValueError("delivery must be 1 or 2")
+    if children < 1:
+        raise ValueError("children must be at least 1")
+    first = first_extract_date(today)
+    people = population(children, seed, first)
+    recorder = Recorder(
+        random.Random(f"cci-demo/records/{seed}"), rates or ErrorRates(), _id_digits(children)
+    )
     if delivery == 1:
+        for child in people:
+            yield from recorder.child_records(child, first)
         return
-    # Delivery 2 only: new records of existing children, then newborns.
+    yield from _second_delivery(people, recorder, seed, changes or ChangeRates(), today)
+
+
+def _second_delivery(
+    people: list[Child], recorder: Recorder, seed: int, changes: ChangeRates, today: date
+) -> Iterator[RawRecord]:
+    rng = random.Random(f"cci-demo/delivery2/{seed}")
+    first = first_extract_date(today)
+    moves = _moves(people, rng, changes)
+    # 1. Every first-delivery record, re-sent (a few with changes).
     for child in people:
-        if child.child_id in born_later:
+        new_home = moves.get(child.household.number)
+        for record in recorder.child_records(child, first):
+            yield _update(record, child, new_home, rng, changes)
+    # 2. The moves have happened: new records carry the new address (or the stale one).
+    homes = {c.household.number: c.household for c in people}
+    for number, new_home in moves.items():
+        home: Household = homes[number]
+        home.previous_postcode, home.postcode = home.postcode, new_home
+    # 3. New records of existing children.
+    for child in people:
+        if not child.in_social_care and rng.random() < changes.entered_social_care:
+            child.in_social_care = True
+            if not child.la_child_id:
+                child.la_child_id = la_child_id(rng, child.household.district.la_number)
+            yield _tagged(recorder.record(child, "social_care", today), ENTERED_SOCIAL_CARE)
+        starts_school = child.age_days(first) < SCHOOL_AGE_DAYS <= child.age_days(today)
+        if starts_school and rng.random() < EDUCATION_COVERAGE:
+            yield _tagged(recorder.record(child, "education", today), STARTED_SCHOOL)
+    # 4. Children born since the first extract.
+    births = max(1, round(len(people) * DELIVERY_GAP_DAYS / _AGE_SPAN_DAYS))
+    for baby in newborns(people, births, seed, first, today - timedelta(days=1)):
+        if rng.random() < HEALTH_COVERAGE:
+            yield _tagged(recorder.record(baby, "health", today), BORN)
+
+
+def _moves(people: list[Child], rng: random.Random, changes: ChangeRates) -> dict[int, str]:
+    """Households that move between the deliveries, with their new postcode (mostly nearby)."""
+    moves: dict[int, str] = {}
+    seen: set[int] = set()
+    for child in people:
+        home = child.household
+        if home.number in seen:
             continue
-        if updates.random() < 0.01:
-            source = "social_care" if not child.in_social_care else "education"
-            if source == "education" and not child.upn:
-                continue
-            yield _record(updates, rates, child, source, next_id(source), today)
-    for child in people[children:]:
-        child.date_of_birth = today - timedelta(days=updates.randint(1, 80))
-        child.upn = ""
-        yield _record(updates, rates, child, "health", next_id("health"), today)
+        seen.add(home.number)
+        if rng.random() < changes.household_moved:
+            district = home.district if rng.random() < 0.6 else tables().district(rng)
+            moves[home.number] = postcode(rng, district)
+    return moves
+
+
+def _tagged(record: RawRecord, change: str) -> RawRecord:
+    return record._replace(changes=(change,))
 
 
 def _update(
-    rng: random.Random, rates: ErrorRates, child: Child, record: RawRecord, today: date
+    record: RawRecord,
+    child: Child,
+    new_home: str | None,
+    rng: random.Random,
+    changes: ChangeRates,
 ) -> RawRecord:
-    """The same record re-sent with a change: a house move or a corrected name."""
-    values = dict(record.values)
-    if rng.random() < 0.6:
-        values["postcode"] = postcode(rng)
+    """The first-delivery record as re-sent: usually unchanged."""
+    if c.INVALID_ROW in record.errors:
+        return record
+    values = list(record.values)
+    errors = list(record.errors)
+    if new_home is not None and rng.random() < changes.move_recorded:
+        values[10] = new_home
+        errors = [e for e in errors if e not in _POSTCODE_ERRORS]
+        change = MOVED
+    elif (c.GIVEN_TYPO in errors or c.FAMILY_TYPO in errors) and rng.random() < (
+        changes.name_corrected
+    ):
+        values[2], values[3] = child.given_name, child.family_name
+        errors = [e for e in errors if e not in _NAME_ERRORS]
+        change = NAME_CORRECTED
+    elif record.source_system != "health" and not values[5]:
+        if rng.random() >= changes.nhs_number_traced:
+            return record
+        values[5] = child.nhs_number
+        change = NHS_TRACED
     else:
-        values["given_name"], values["family_name"] = child.given_name, child.family_name
-    return RawRecord(record.child_id, values)
+        return record
+    return RawRecord(record.child_id, tuple(values), tuple(errors), (change,))
 
 
-def write_delivery(
-    children: int,
-    out: Path,
-    *,
-    seed: int = 7,
-    delivery: int = 1,
-    split_by_source: bool = False,
-    rates: ErrorRates | None = None,
-) -> Counts:
-    """Write records (one shuffled file, or one per source) and truth.csv into `out`."""
-    out.mkdir(parents=True, exist_ok=True)
-    records = list(generate_records(children, seed=seed, delivery=delivery, rates=rates))
-    random.Random(f"shuffle/{seed}/{delivery}").shuffle(records)
-    counts = Counts(children=len({r.child_id for r in records}))
-    names = list(SOURCES) if split_by_source else ["records"]
-    handles = {n: (out / f"{n}.csv").open("w", encoding="utf-8", newline="") for n in names}
-    try:
-        writers = {n: csv.writer(h, lineterminator="\n") for n, h in handles.items()}
-        for writer in writers.values():
-            writer.writerow(RAW_COLUMNS)
-        with (out / "truth.csv").open("w", encoding="utf-8", newline="") as truth_handle:
-            truth = csv.writer(truth_handle, lineterminator="\n")
-            truth.writerow(["source_system", "record_id", "child_id"])
-            for record in records:
-                source = record.values["source_system"]
-                writers[source if split_by_source else "records"].writerow(
-                    [record.values[c] for c in RAW_COLUMNS]
-                )
-                truth.writerow([source, record.values["record_id"], record.child_id])
-                counts.records[source] += 1
-    finally:
-        for handle in handles.values():
-            handle.close()
-    return counts
+_POSTCODE_ERRORS = frozenset((c.STALE_POSTCODE, c.POSTCODE_MISSING, c.POSTCODE_FORMAT))
+_NAME_ERRORS = frozenset(
+    (c.GIVEN_TYPO, c.FAMILY_TYPO, c.NICKNAME, c.NAMES_SWAPPED, c.SURNAME_CHANGED,
+     c.SURNAME_HYPHENATED, c.CASE_NOISE, c.PUNCTUATION_NOISE, c.ACCENTS_DROPPED)
+)  # fmt: skip

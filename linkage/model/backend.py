@@ -7,7 +7,6 @@ array on every backend.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import duckdb
@@ -15,13 +14,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from splink import DuckDBAPI
 
+from linkage.settings import linkage_settings
+
 SET_COLUMNS = ("given_name_canon",)
 
 
 def duckdb_api(*, memory_limit: str | None = None, threads: int | None = None) -> DuckDBAPI:
     """An in-memory DuckDB for Splink with a memory cap (CCI_DUCKDB_MEMORY_LIMIT, default 4GB)."""
     connection = duckdb.connect()
-    limit = memory_limit or os.environ.get("CCI_DUCKDB_MEMORY_LIMIT", "4GB")
+    limit = memory_limit or linkage_settings().duckdb_memory_limit
     connection.execute(f"SET memory_limit = '{limit}'")
     if threads:
         connection.execute(f"SET threads = {int(threads)}")

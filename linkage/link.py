@@ -1,0 +1,150 @@
+"""`cci link` in library form: choose the model, run linkage, write the outcome atomically.
+
+The Splink work happens outside any write transaction; the outcome (identifiers, assignments,
+events, review items, run summary) is written in one. A run killed at any point leaves the
+registry as it was, apart from a `running` row that the next run marks as failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select, update
+
+from linkage.errors import CCIError
+from linkage.model.default import default_model
+from linkage.model.training import MIN_RECORDS_FOR_TRAINING, train_model
+from linkage.run import Thresholds, run_linkage
+from linkage.settings import linkage_settings
+from linkage.store.database import upgrade, write_transaction
+from linkage.store.model_versions import active_model, save_model
+from linkage.store.models import Assignment, LinkageRun, Record, SourceSystem, utcnow
+from linkage.store.registry import apply_outcome, load_snapshot, start_run
+
+Stage = Callable[[str], None]
+
+
+class RunInProgressError(CCIError):
+    """Another linkage run holds the registry."""
+
+
+@dataclass
+class LinkReport:
+    run_id: int
+    model_version: int
+    model_source: str
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def _claim_run(engine: Engine, model_version: int) -> int:
+    """Start a run unless another live one is running; runs whose process died are failed."""
+    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    with write_transaction(engine) as connection:
+        for run_id, summary in connection.execute(
+            select(LinkageRun.id, LinkageRun.summary).where(LinkageRun.status == "running")
+        ):
+            owner = summary or {}
+            alive = owner.get("host") == me["host"] and _pid_alive(owner.get("pid"))
+            if alive:
+                raise RunInProgressError(f"linkage run {run_id} is in progress")
+            connection.execute(
+                update(LinkageRun)
+                .where(LinkageRun.id == run_id)
+                .values(status="failed", finished_at=utcnow())
+            )
+        run_id = start_run(connection, model_version)
+        connection.execute(update(LinkageRun).where(LinkageRun.id == run_id).values(summary=me))
+        return run_id
+
+
+def _pid_alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _choose_model(
+    engine: Engine, records: Any, stage: Stage | None
+) -> tuple[int, dict[str, Any], str]:
+    with engine.connect() as connection:
+        found = active_model(connection)
+    if found is not None:
+        version, settings, _ = found
+        return version, settings, f"active model v{version}"
+    if records.num_rows >= MIN_RECORDS_FOR_TRAINING:
+        if stage:
+            stage("train")
+        trained = train_model(records.drop_columns(["source_kind"]))
+        with write_transaction(engine) as connection:
+            version = save_model(connection, trained.settings, trained.summary)
+        return version, trained.settings, f"trained on this registry (v{version})"
+    settings = default_model()
+    summary = {"source": "default model shipped with the package", "records": records.num_rows}
+    with write_transaction(engine) as connection:
+        version = save_model(connection, settings, summary)
+    return (
+        version,
+        settings,
+        (
+            f"default model shipped with the package (v{version}); "
+            f"{records.num_rows} records are too few to train (< {MIN_RECORDS_FOR_TRAINING})"
+        ),
+    )
+
+
+def link_registry(
+    engine: Engine, *, thresholds: Thresholds | None = None, stage: Stage | None = None
+) -> LinkReport:
+    upgrade(engine)
+    settings = linkage_settings()
+    thresholds = thresholds or Thresholds(settings.auto_link_weight, settings.review_weight)
+    with engine.connect() as connection:
+        snapshot = load_snapshot(connection)
+    if stage:
+        stage("load")
+    version, model, source = _choose_model(engine, snapshot.records, stage)
+    run_id = _claim_run(engine, version)
+    try:
+        outcome = run_linkage(snapshot, model, thresholds, stage=stage)
+        with write_transaction(engine) as connection:
+            apply_outcome(connection, run_id, outcome)
+    except BaseException:
+        with write_transaction(engine) as connection:
+            connection.execute(
+                update(LinkageRun)
+                .where(LinkageRun.id == run_id)
+                .values(status="failed", finished_at=utcnow())
+            )
+        raise
+    return LinkReport(run_id, version, source, outcome.stats)
+
+
+def write_assignments(engine: Engine, path: Path) -> int:
+    """`source_system,record_id,cci` of every current, non-withdrawn record, sorted."""
+    query = (
+        select(SourceSystem.code, Record.record_id, Assignment.cci)
+        .join(Record, Record.source_system_id == SourceSystem.id)
+        .join(Assignment, (Assignment.record_pk == Record.id) & Assignment.ended_at.is_(None))
+        .where(Record.status == "active")
+        .order_by(SourceSystem.code, Record.record_id)
+    )
+    rows = 0
+    with engine.connect() as connection, path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["source_system", "record_id", "cci"])
+        for row in connection.execute(query):
+            writer.writerow(row)
+            rows += 1
+    return rows
