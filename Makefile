@@ -17,14 +17,18 @@ $(BIN)/cci: pyproject.toml
 
 install: $(BIN)/cci
 
-# Main job on the embedded default (SQLite file + DuckDB) over generated demo data.
+# Main job on the embedded default (SQLite file + DuckDB) over generated demo data:
+# key -> synthetic raw records -> pseudonymise (exit 3: some rows rejected, as planted)
+# -> ingest + link -> a few CCIs and the run summary.
 demo: install
+	@rm -f $(DEMO)/cci.db $(DEMO)/cci.db-wal $(DEMO)/cci.db-shm
 	@mkdir -p $(DEMO)
 	@test -f $(DEMO)/linkage.key || $(BIN)/cci keygen --out $(DEMO)/linkage.key
 	$(BIN)/cci demo-data --children $(CHILDREN) --out $(DEMO)/raw --seed 7
 	$(BIN)/cci pseudonymise --key-file $(DEMO)/linkage.key $(DEMO)/raw/records.csv $(DEMO)/pseudonymised.csv || test $$? -eq 3
-	CCI_DATABASE_URL=sqlite:///$(DEMO)/cci.db $(BIN)/cci ingest $(DEMO)/pseudonymised.csv
-	CCI_DATABASE_URL=sqlite:///$(DEMO)/cci.db $(BIN)/cci sources list
+	$(BIN)/cci link --database-url sqlite:///$(DEMO)/cci.db --input $(DEMO)/pseudonymised.csv --output $(DEMO)/assignments.csv
+	@echo "first assignments (source_system,record_id,cci):" && head -6 $(DEMO)/assignments.csv
+	$(BIN)/cci sources list --database-url sqlite:///$(DEMO)/cci.db
 
 lint: install
 	$(BIN)/ruff check .

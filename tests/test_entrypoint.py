@@ -1,0 +1,59 @@
+"""The Docker image's command, run outside Docker: migrate, then serve, then answer /readyz."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_dockerfile_command_runs_outside_docker(tmp_path: Path) -> None:
+    command = re.search(r'CMD \["sh", "-c", "(.*)"\]', (ROOT / "Dockerfile").read_text())
+    assert command is not None
+    port = free_port()
+    script = command.group(1).replace("0.0.0.0", "127.0.0.1").replace("8000", str(port))
+    script = script.replace("cci serve", "cci serve --workers 1")
+    cci_dir = str(Path(sys.executable).parent)
+    env = dict(
+        os.environ,
+        CCI_DATABASE_URL=f"sqlite:///{tmp_path / 'cci.db'}",
+        PATH=cci_dir + os.pathsep + os.environ["PATH"],
+    )
+    process = subprocess.Popen(
+        ["sh", "-c", script],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "service did not start"
+                time.sleep(0.3)
+        assert response.status_code == 200 and response.json() == {"status": "ready"}
+        assert (tmp_path / "cci.db").exists()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        if process.stdout:
+            process.stdout.close()
