@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from linkage.identity.assignment import AssignmentPlan, PriorIdentifier, assign_identifiers
 from linkage.identity.clustering import cluster_records
+from linkage.model.comparisons import COMPARISONS
 from linkage.model.scoring import score_pairs
 
 Stage = Callable[[str], None]
@@ -107,6 +108,8 @@ def run_linkage(
         health_nhs=health_nhs,
         must_link=snapshot.must_link,
         cannot_link=snapshot.cannot_link,
+        conflict_key=dict(zip(ids, records["dob_tok"].to_pylist(), strict=True)),
+        conflicts=_TwinRule(records),
     )
     mark("cluster")
 
@@ -144,6 +147,7 @@ def run_linkage(
         "links": clustering.links_used,
         "refused_nhs_conflict": clustering.refused_nhs_conflict,
         "refused_cannot_link": clustering.refused_cannot_link,
+        "refused_twin_rule": clustering.refused_conflict,
         "clusters": len(clustering.clusters),
         "new": len(plan.created),
         "kept": len(plan.kept),
@@ -157,6 +161,40 @@ def run_linkage(
         "seconds": seconds,
     }
     return RunOutcome(clustering.clusters, plan, anchored, review, stats)
+
+
+class _TwinRule:
+    """Twins look alike on everything but the given name: two records with the same date of
+    birth (the clustering's bucket) and family name, whose given names disagree at every level
+    and which share no identifier, are kept apart unless a decision joins them."""
+
+    GIVEN = next(c for c in COMPARISONS if c.name == "given_name")
+    IDENTIFIERS = ("nhs_number_enc", "upn_tok", "la_child_id_tok")
+    COLUMNS = tuple(sorted({*GIVEN.columns, "family_name_tok", "family_name_dm", *IDENTIFIERS}))
+
+    def __init__(self, records: pa.Table) -> None:
+        self.position = {uid: i for i, uid in enumerate(records["unique_id"].to_pylist())}
+        self.columns = {c: records[c].to_pylist() for c in self.COLUMNS}
+
+    def _row(self, uid: int) -> dict[str, Any]:
+        i = self.position[uid]
+        row = {c: values[i] for c, values in self.columns.items()}
+        canon = row["given_name_canon"]
+        row["given_name_canon"] = (
+            [int(t) for t in canon.split()] if isinstance(canon, str) else canon
+        )
+        return row
+
+    def __call__(self, a: int, b: int) -> bool:
+        left, right = self._row(a), self._row(b)
+        same_family = left["family_name_tok"] == right["family_name_tok"] or (
+            left["family_name_dm"] is not None and left["family_name_dm"] == right["family_name_dm"]
+        )
+        if not same_family:
+            return False
+        if any(left[c] is not None and left[c] == right[c] for c in self.IDENTIFIERS):
+            return False
+        return self.GIVEN.level_of(left, right) == 0
 
 
 def _explanation(row: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:

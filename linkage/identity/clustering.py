@@ -8,7 +8,7 @@ joins them: any link that would chain them together is refused, however strong.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 RecordKey = int  # a record's primary key in the registry
@@ -20,17 +20,28 @@ class ClusteringResult:
     links_used: int = 0
     refused_nhs_conflict: int = 0
     refused_cannot_link: int = 0
+    refused_conflict: int = 0
     refused: list[tuple[RecordKey, RecordKey]] = field(default_factory=list)
 
 
 class _Clusters:
-    """Union-find whose roots carry the cluster's health NHS numbers and cannot-link partners."""
+    """Union-find whose roots carry the cluster's health NHS numbers, cannot-link partners and
+    members by conflict key."""
 
-    def __init__(self, nodes: Iterable[RecordKey], nhs: Mapping[RecordKey, str]) -> None:
+    def __init__(
+        self,
+        nodes: Iterable[RecordKey],
+        nhs: Mapping[RecordKey, str],
+        conflict_key: Mapping[RecordKey, Hashable] | None = None,
+        conflicts: Callable[[RecordKey, RecordKey], bool] | None = None,
+    ) -> None:
         self.parent: dict[RecordKey, RecordKey] = {}
         self.size: dict[RecordKey, int] = {}
         self.nhs: dict[RecordKey, frozenset[str]] = {}
         self.cannot: dict[RecordKey, set[RecordKey]] = {}
+        self.keyed: dict[RecordKey, dict[Hashable, list[RecordKey]]] = {}
+        self.conflict_key = conflict_key or {}
+        self.conflicts = conflicts
         for node in nodes:
             self.add(node, nhs.get(node))
 
@@ -40,6 +51,8 @@ class _Clusters:
             self.size[node] = 1
             self.nhs[node] = frozenset([nhs_number]) if nhs_number else frozenset()
             self.cannot[node] = set()
+            key = self.conflict_key.get(node)
+            self.keyed[node] = {key: [node]} if key is not None else {}
 
     def find(self, node: RecordKey) -> RecordKey:
         root = node
@@ -56,6 +69,11 @@ class _Clusters:
         small, large = (a, b) if len(self.cannot[a]) <= len(self.cannot[b]) else (b, a)
         if any(self.find(partner) == large for partner in self.cannot[small]):
             return "cannot_link"
+        if self.conflicts is not None:
+            keyed_a, keyed_b = self.keyed[a], self.keyed[b]
+            for key in keyed_a.keys() & keyed_b.keys():
+                if any(self.conflicts(x, y) for x in keyed_a[key] for y in keyed_b[key]):
+                    return "conflict"
         return None
 
     def union(self, a: RecordKey, b: RecordKey) -> RecordKey:
@@ -65,6 +83,8 @@ class _Clusters:
         self.size[a] += self.size[b]
         self.nhs[a] = self.nhs[a] | self.nhs[b]
         self.cannot[a] |= self.cannot.pop(b)
+        for key, members in self.keyed.pop(b).items():
+            self.keyed[a].setdefault(key, []).extend(members)
         del self.nhs[b], self.size[b]
         return a
 
@@ -82,15 +102,18 @@ def cluster_records(
     health_nhs: Mapping[RecordKey, str] | None = None,
     must_link: Iterable[tuple[RecordKey, RecordKey]] = (),
     cannot_link: Iterable[tuple[RecordKey, RecordKey]] = (),
+    conflict_key: Mapping[RecordKey, Hashable] | None = None,
+    conflicts: Callable[[RecordKey, RecordKey], bool] | None = None,
 ) -> ClusteringResult:
     """Cluster records given scored links at or above the auto-link threshold.
 
     `health_nhs` maps records from health sources to their NHS number encoding. Must-links are
     applied first (a decision outranks the NHS rule); then links in descending weight, each
     refused if it would join two clusters with different health NHS numbers or a cannot-link
-    pair. Ties in weight are broken by the record keys, so the result is deterministic.
+    pair, or put together two records in one `conflict_key` bucket for which `conflicts` holds.
+    Ties in weight are broken by the record keys, so the result is deterministic.
     """
-    state = _Clusters(records, health_nhs or {})
+    state = _Clusters(records, health_nhs or {}, conflict_key, conflicts)
     for a, b in cannot_link:
         state.add(a)
         state.add(b)
@@ -118,8 +141,10 @@ def cluster_records(
             continue
         if reason == "nhs":
             result.refused_nhs_conflict += 1
-        else:
+        elif reason == "cannot_link":
             result.refused_cannot_link += 1
+        else:
+            result.refused_conflict += 1
         result.refused.append((a, b))
     result.clusters = state.groups()
     return result

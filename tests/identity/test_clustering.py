@@ -45,3 +45,16 @@ def test_order_is_by_weight_so_the_strongest_link_wins_a_conflict() -> None:
         [1, 2, 3], [(1, 2, 10.0), (2, 3, 25.0)], health_nhs={1: "nhsA", 3: "nhsB"}
     )
     assert as_sets(result.clusters) == {frozenset({2, 3}), frozenset({1})}
+
+
+def test_conflicting_records_in_one_bucket_are_kept_apart() -> None:
+    # 1 and 3 are "twins" (same bucket, conflicting); 2 links to both; 4 shares no bucket.
+    buckets = {1: "dob1", 2: "dob1", 3: "dob1", 4: "dob2"}
+    result = cluster_records(
+        [1, 2, 3, 4],
+        [(1, 2, 20.0), (2, 3, 18.0), (3, 4, 17.0)],
+        conflict_key=buckets,
+        conflicts=lambda a, b: {a, b} == {1, 3},
+    )
+    assert as_sets(result.clusters) == {frozenset({1, 2}), frozenset({3, 4})}
+    assert result.refused_conflict == 1
