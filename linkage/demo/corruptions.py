@@ -34,6 +34,12 @@ NHS_BAD_CHECK = "nhs_number_bad_check_digit"
 DUPLICATE = "duplicate_in_source"
 INVALID_ROW = "invalid_row"
 RESTRICTED = "restricted"
+ERROR_KINDS: tuple[str, ...] = (
+    GIVEN_TYPO, FAMILY_TYPO, NICKNAME, NAMES_SWAPPED, SURNAME_CHANGED, SURNAME_HYPHENATED,
+    CASE_NOISE, PUNCTUATION_NOISE, ACCENTS_DROPPED, DOB_SWAPPED, DOB_COMPONENT, STALE_POSTCODE,
+    POSTCODE_FORMAT, POSTCODE_MISSING, SEX_MISSING, MIDDLE_MISSING, NHS_MISSING, NHS_WRONG_VALID,
+    NHS_BAD_CHECK, DUPLICATE, INVALID_ROW, RESTRICTED,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -125,8 +131,8 @@ def punctuation_noise(rng: random.Random, name: str) -> str:
         return name.replace("'", rng.choice(("", " ", "’", "`")))
     if "-" in name:
         return name.replace("-", rng.choice((" ", "", " - ", "--")))
-    if roll < 0.5:
-        return f" {name} " if roll < 0.25 else f"{name}  "
+    if roll < 0.85:
+        return f" {name} " if roll < 0.4 else f"{name}  "
     return name.replace(" ", "  ") if " " in name else f"{name}."
 
 

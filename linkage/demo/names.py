@@ -39,9 +39,6 @@ class Weighted:
     def pick(self, rng: random.Random) -> str:
         return self.values[bisect(self.cumulative, rng.random() * self.cumulative[-1])]
 
-    def sample(self, rng: random.Random, k: int) -> list[str]:
-        return rng.choices(self.values, cum_weights=self.cumulative, k=k)
-
 
 def _rows(name: str) -> list[dict[str, str]]:
     text = resources.files(__package__).joinpath("data", name).read_text("utf-8")

@@ -137,21 +137,21 @@ class PopulationBuilder:
 
     def birth_dates(self, count: int) -> list[date]:
         """Sibling birth dates 15 months to 6 years apart, all aged 0-17 at the extract."""
-        rng, latest = self.rng, self.extract_date - timedelta(days=1)
-        rand = rng.random
-        anchor = latest - timedelta(days=int(rand() * _MAX_AGE_DAYS))
+        rand = self.rng.random
+        latest = self.extract_date.toordinal() - 1
+        earliest = latest - _MAX_AGE_DAYS
+        anchor = latest - int(rand() * _MAX_AGE_DAYS)
         position = int(rand() * count)
-        dates = [anchor]
+        days = [anchor]
         born = anchor
         for _ in range(position):  # older siblings
-            born -= timedelta(days=450 + int(rand() * 1750))
-            dates.append(born)
+            born -= 450 + int(rand() * 1750)
+            days.append(born)
         born = anchor
         for _ in range(count - position - 1):  # younger siblings
-            born += timedelta(days=450 + int(rand() * 1750))
-            dates.append(born)
-        earliest = latest - timedelta(days=_MAX_AGE_DAYS)
-        return sorted(d for d in dates if earliest < d <= latest) or [anchor]
+            born += 450 + int(rand() * 1750)
+            days.append(born)
+        return [date.fromordinal(d) for d in sorted(days) if earliest < d <= latest]
 
 
 def population(children: int, seed: int, extract_date: date) -> list[Child]:
