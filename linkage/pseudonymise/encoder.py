@@ -29,7 +29,9 @@ from linkage.pseudonymise import normalise as norm
 from linkage.pseudonymise.keys import LinkageKey
 from linkage.pseudonymise.variants import canonical_forms
 
-CACHE_SIZE = 200_000
+#: Entries per cache. Bounded so memory stays flat however large the input: the common
+#: names, dates and postcode sectors fit; the long tail is simply encoded again.
+CACHE_SIZE = 50_000
 BLOOM_HASHES = 4
 # Bit positions are single digest bytes, so the filter is exactly 256 bits.
 assert 64 * BLOOM_WORDS == 256
