@@ -60,7 +60,9 @@ def make_engine(url: str | None = None) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # No server-side prepared statements: their generic plans, made while a bulk load is
+    # growing a table with stale statistics, turned indexed key look-ups into full scans.
+    return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None})
 
 
 def _alembic_config(connection: Any) -> Config:

@@ -88,6 +88,10 @@ def _ingest_file(
 ) -> None:
     total_bytes = path.stat().st_size if path.exists() else 0
     done_bytes = 0
+    if connection.dialect.name == "postgresql":
+        # The records table grows inside this transaction with no fresh statistics, so the
+        # planner would scan it whole for every batch's key look-up: quadratic in file size.
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
     for batch in read_pseudonymised(path):
         if batch.num_rows == 0:
             continue
