@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy import Engine
 
 from cli.progress import progress_bar
 from linkage.contract import SOURCE_KINDS
@@ -36,6 +39,17 @@ sources_app = typer.Typer(help="Registered source systems.", no_args_is_help=Tru
 
 def _url(database_url: str | None) -> str:
     return database_url or store_settings().database_url
+
+
+@contextmanager
+def registry(database_url: str | None) -> Iterator[Engine]:
+    """The registry's engine, migrated to the latest schema, disposed of afterwards."""
+    engine = make_engine(_url(database_url))
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @db_app.command("upgrade")
@@ -96,29 +110,20 @@ def sources_add(
     database_url: DatabaseOption = None,
 ) -> None:
     """Register a source system with its kind (or change the kind of a registered one)."""
-    engine = make_engine(_url(database_url))
     try:
-        upgrade(engine)
-        with engine.begin() as connection:
+        with registry(database_url) as engine, engine.begin() as connection:
             added = add_source(connection, code, kind)
     except CCIError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
     typer.echo(f"{'added' if added else 'updated'} {code} ({kind})")
 
 
 @sources_app.command("list")
 def sources_list(database_url: DatabaseOption = None) -> None:
     """List source systems with their kind and number of active records."""
-    engine = make_engine(_url(database_url))
-    try:
-        upgrade(engine)
-        with engine.connect() as connection:
-            rows = list_sources(connection)
-    finally:
-        engine.dispose()
+    with registry(database_url) as engine, engine.connect() as connection:
+        rows = list_sources(connection)
     for code, kind, count in rows:
         typer.echo(f"{code:<24} {kind:<12} {count:>10,} records")
 

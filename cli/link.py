@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.db import DatabaseOption, _url
+from cli.db import DatabaseOption, _url, registry
 from cli.progress import progress_bar
 from linkage.errors import CCIError, UnknownKeyError, UnusableInputError
 from linkage.link import link_registry, write_assignments
 from linkage.model.training import train_model
-from linkage.store import ingest_files, make_engine, upgrade
+from linkage.store import ingest_files, make_engine
 from linkage.store.database import write_transaction
 from linkage.store.model_versions import active_model, get_model, list_models, save_model
 from linkage.store.registry import load_snapshot
@@ -97,9 +97,7 @@ def model_train(
     seed: Annotated[int, typer.Option(help="Seed for u sampling.")] = 42,
 ) -> None:
     """Train a model on the registry's current records and make it the active version."""
-    engine = make_engine(_url(database_url))
-    try:
-        upgrade(engine)
+    with registry(database_url) as engine:
         with engine.connect() as connection:
             records = load_snapshot(connection).records.drop_columns(["source_kind"])
         if records.num_rows < 2:
@@ -108,29 +106,20 @@ def model_train(
         trained = train_model(records, seed=seed)
         with write_transaction(engine) as connection:
             version = save_model(connection, trained.settings, trained.summary)
-    finally:
-        engine.dispose()
     typer.echo(f"model v{version} trained on {records.num_rows} records and made active")
 
 
 def _model(
     database_url: str | None, version: int | None
 ) -> tuple[int, dict[str, Any], dict[str, Any]]:
-    engine = make_engine(_url(database_url))
-    try:
-        upgrade(engine)
-        with engine.connect() as connection:
-            if version is None:
-                found = active_model(connection)
-                if found is None:
-                    typer.echo(
-                        "error: no active model (run `cci model train` or `cci link`)", err=True
-                    )
-                    raise typer.Exit(2)
-                return found
-            stored = get_model(connection, version)
-    finally:
-        engine.dispose()
+    with registry(database_url) as engine, engine.connect() as connection:
+        if version is None:
+            found = active_model(connection)
+            if found is None:
+                typer.echo("error: no active model (run `cci model train` or `cci link`)", err=True)
+                raise typer.Exit(2)
+            return found
+        stored = get_model(connection, version)
     if stored is None:
         typer.echo(f"error: no model v{version}", err=True)
         raise typer.Exit(2)
@@ -170,13 +159,8 @@ def model_show(
 @model_app.command("list")
 def model_list(database_url: DatabaseOption = None) -> None:
     """List model versions."""
-    engine = make_engine(_url(database_url))
-    try:
-        upgrade(engine)
-        with engine.connect() as connection:
-            rows = list_models(connection)
-    finally:
-        engine.dispose()
+    with registry(database_url) as engine, engine.connect() as connection:
+        rows = list_models(connection)
     for version, active, created, summary in rows:
         typer.echo(f"v{version}{' (active)' if active else ''}  {created}  {json.dumps(summary)}")
 
@@ -204,16 +188,11 @@ def model_import(
     try:
         settings = json.loads(path.read_text(encoding="utf-8"))
         CompiledModel(settings)  # refuse a model that does not fit the comparison catalogue
-    except (OSError, ValueError, KeyError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure to load means the file is unusable
         typer.echo(f"error: {path} is not a usable model: {exc}", err=True)
         raise typer.Exit(2) from exc
-    engine = make_engine(_url(database_url))
-    try:
-        upgrade(engine)
-        with write_transaction(engine) as connection:
-            version = save_model(connection, settings, {"source": f"imported from {path.name}"})
-    finally:
-        engine.dispose()
+    with registry(database_url) as engine, write_transaction(engine) as connection:
+        version = save_model(connection, settings, {"source": f"imported from {path.name}"})
     typer.echo(f"imported as model v{version} (active)")
 
 
