@@ -188,7 +188,7 @@ def model_import(
     try:
         settings = json.loads(path.read_text(encoding="utf-8"))
         CompiledModel(settings)  # refuse a model that does not fit the comparison catalogue
-    except Exception as exc:  # noqa: BLE001 - any failure to load means the file is unusable
+    except Exception as exc:  # any failure to load means the file is unusable
         typer.echo(f"error: {path} is not a usable model: {exc}", err=True)
         raise typer.Exit(2) from exc
     with registry(database_url) as engine, write_transaction(engine) as connection:
