@@ -9,14 +9,16 @@ from typing import Annotated
 
 import typer
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from cli.progress import progress_bar
 from linkage.contract import SOURCE_KINDS
 from linkage.errors import CCIError, UnknownKeyError, UnusableInputError
-from linkage.settings import store_settings
 from linkage.store import (
     add_source,
     current_revision,
+    database_url,
     downgrade,
     ingest_files,
     list_sources,
@@ -37,16 +39,34 @@ db_app = typer.Typer(help="Create and migrate the registry database.", no_args_i
 sources_app = typer.Typer(help="Registered source systems.", no_args_is_help=True)
 
 
-def _url(database_url: str | None) -> str:
-    return database_url or store_settings().database_url
+def _url(database_url_option: str | None) -> str:
+    return database_url(database_url_option)
+
+
+@contextmanager
+def _reachable(url: str) -> Iterator[None]:
+    """A registry that cannot be opened is a one-line error (exit 1), not a traceback."""
+    try:
+        yield
+    except (OperationalError, ArgumentError) as exc:
+        try:
+            shown = make_url(url).render_as_string(hide_password=True)
+        except ArgumentError:
+            shown = "the given URL"
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        typer.echo(f"error: cannot use the registry at {shown}: {reason}", err=True)
+        raise typer.Exit(1) from exc
 
 
 @contextmanager
 def registry(database_url: str | None) -> Iterator[Engine]:
     """The registry's engine, migrated to the latest schema, disposed of afterwards."""
-    engine = make_engine(_url(database_url))
+    url = _url(database_url)
+    with _reachable(url):
+        engine = make_engine(url)
     try:
-        upgrade(engine)
+        with _reachable(url):
+            upgrade(engine)
         yield engine
     finally:
         engine.dispose()
@@ -58,8 +78,10 @@ def db_upgrade(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
     """Migrate the registry to the latest schema (creates it if missing)."""
-    upgrade(_url(database_url), revision)
-    typer.echo(f"registry at revision {current_revision(_url(database_url))}")
+    url = _url(database_url)
+    with _reachable(url):
+        upgrade(url, revision)
+        typer.echo(f"registry at revision {current_revision(url)}")
 
 
 @db_app.command("downgrade")
@@ -68,14 +90,18 @@ def db_downgrade(
     database_url: DatabaseOption = None,
 ) -> None:
     """Migrate the registry back to an earlier revision (`base` drops every table)."""
-    downgrade(_url(database_url), revision)
-    typer.echo(f"registry at revision {current_revision(_url(database_url))}")
+    url = _url(database_url)
+    with _reachable(url):
+        downgrade(url, revision)
+        typer.echo(f"registry at revision {current_revision(url) or 'base (no schema)'}")
 
 
 @db_app.command("current")
 def db_current(database_url: DatabaseOption = None) -> None:
     """Print the registry's schema revision."""
-    typer.echo(current_revision(_url(database_url)) or "empty (no schema)")
+    url = _url(database_url)
+    with _reachable(url):
+        typer.echo(current_revision(url) or "empty (no schema)")
 
 
 def ingest(
@@ -83,17 +109,19 @@ def ingest(
     database_url: DatabaseOption = None,
 ) -> None:
     """Load pseudonymised files into the registry (idempotent; changed records get a new
-    version). Exit 2 when a file is unusable or encoded under an unregistered key id; files
-    before it stay ingested, nothing of it does."""
-    engine = make_engine(_url(database_url))
-    try:
-        with progress_bar("ingesting") as progress:
-            summary = ingest_files(engine, files, progress=progress)
-    except (UnusableInputError, UnknownKeyError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    finally:
-        engine.dispose()
+    version). Exit 2 when a file is unusable or encoded under an unregistered key id; nothing
+    of the call is then ingested."""
+    url = _url(database_url)
+    with _reachable(url):
+        engine = make_engine(url)
+        try:
+            with progress_bar("ingesting") as progress:
+                summary = ingest_files(engine, files, progress=progress)
+        except (UnusableInputError, UnknownKeyError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        finally:
+            engine.dispose()
     for key_id in summary.key_ids_registered:
         typer.echo(f"registered key id {key_id}")
     typer.echo(
@@ -101,6 +129,11 @@ def ingest(
         f"records, {summary.versions_added} new versions, {summary.unchanged} unchanged "
         f"({summary.seconds:.1f} s, {summary.rows_per_second:,.0f} rows/s)"
     )
+    for code, counts in sorted(summary.per_source.items()):
+        typer.echo(
+            f"  {code:<24} {counts.rows:>10,} rows {counts.records_added:>10,} new records "
+            f"{counts.versions_added:>10,} new versions"
+        )
 
 
 @sources_app.command("add")
@@ -129,6 +162,7 @@ def sources_list(database_url: DatabaseOption = None) -> None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add `db`, `ingest` and `sources` to the `cci` command."""
     app.add_typer(db_app, name="db")
     app.command()(ingest)
     app.add_typer(sources_app, name="sources")

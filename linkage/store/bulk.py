@@ -6,10 +6,16 @@ few, which is what makes a million-row ingest take seconds rather than minutes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Index, Table, text
+from sqlalchemy.schema import CreateIndex, DropIndex
+
+#: Deferring index upkeep pays from this many new rows on ...
+DEFER_MIN_ROWS = 50_000
+#: ... and when they are at least this share of the rows already in the table.
+DEFER_MIN_SHARE = 0.3
 
 
 def bulk_insert(
@@ -52,3 +58,40 @@ def allocate_ids(connection: Connection, table: str, count: int) -> list[int]:
         )
     start = connection.scalar(text(f"SELECT coalesce(max(id), 0) FROM {table}")) or 0
     return list(range(start + 1, start + 1 + count))
+
+
+class DeferredIndexes:
+    """Secondary indexes of a table, dropped for a large load and rebuilt once before commit.
+
+    Sorting all keys once costs about a fifth of updating each B-tree row by row (measured on
+    SQLite: 6 lookup indexes, 100k rows: 0.6 s rebuilt against 2.8 s maintained). Only on
+    SQLite, where readers keep their WAL snapshot with the indexes; on PostgreSQL DROP INDEX
+    would lock every reader out of the table until commit.
+    """
+
+    def __init__(self, table: Table, names: Collection[str]) -> None:
+        self.indexes: list[Index] = [i for i in table.indexes if i.name in names]
+        self.decided = False
+        self.dropped = False
+
+    def before_insert(self, connection: Connection, expected_rows: int) -> None:
+        """Decide once, at the first insert of the load, from the rows it expects to add."""
+        if self.decided or not expected_rows:
+            return
+        self.decided = True
+        if connection.dialect.name != "sqlite" or not self.indexes:
+            return
+        table = self.indexes[0].table
+        assert table is not None
+        present = connection.scalar(text(f"SELECT coalesce(max(rowid), 0) FROM {table.name}"))
+        if expected_rows >= max(DEFER_MIN_ROWS, DEFER_MIN_SHARE * (present or 0)):
+            for index in self.indexes:
+                connection.execute(DropIndex(index, if_exists=True))
+            self.dropped = True
+
+    def restore(self, connection: Connection) -> None:
+        """Rebuild what was dropped (inside the same transaction, before it commits)."""
+        if self.dropped:
+            for index in self.indexes:
+                connection.execute(CreateIndex(index))
+            self.dropped = False

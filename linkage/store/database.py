@@ -1,21 +1,32 @@
-"""Engines and migrations for the registry: an SQLite file by default, PostgreSQL in production."""
+"""Engines and migrations for the registry: an SQLite file by default, PostgreSQL in production.
+
+Migrations run through Alembic programmatically, with the `migrations` package found from its
+own `__file__`, so they work from an installed package with no alembic.ini.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
 from linkage.settings import store_settings
 
 BUSY_TIMEOUT_MS = 30_000
+#: Key of the PostgreSQL advisory lock that serialises migrations (any constant unique to it).
+MIGRATION_LOCK = 0x43434900
+#: Migration files start with their date.
+FILE_TEMPLATE = "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s"
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -47,11 +58,20 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         yield connection
 
 
+def database_url(url: str | None = None) -> str:
+    """`url`, or CCI_DATABASE_URL; plain `postgresql://` URLs get the psycopg 3 driver."""
+    url = url or store_settings().database_url
+    for bare in ("postgres://", "postgresql://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg://" + url[len(bare) :]
+    return url
+
+
 def make_engine(url: str | None = None) -> Engine:
     """An engine for the registry at `url` (default: CCI_DATABASE_URL)."""
-    url = url or store_settings().database_url
-    if url.startswith("sqlite"):
-        memory = url in ("sqlite://", "sqlite:///:memory:")
+    url = database_url(url)
+    if make_url(url).get_backend_name() == "sqlite":
+        memory = make_url(url).database in (None, "", ":memory:")
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False},
@@ -65,38 +85,64 @@ def make_engine(url: str | None = None) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None})
 
 
-def _alembic_config(connection: Any) -> Config:
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration, built in code; env.py migrates `connection` when given."""
     import migrations
 
     config = Config()
     config.set_main_option("script_location", str(Path(migrations.__file__).parent))
-    config.set_main_option("file_template", "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s")
+    config.set_main_option("file_template", FILE_TEMPLATE)
     config.attributes["connection"] = connection
     return config
 
 
-def _run(engine_or_url: Engine | str | None, action: Any) -> Any:
+def head_revision() -> str | None:
+    """The newest revision the migrations know."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def _with_engine(engine_or_url: Engine | str | None, action: Callable[[Engine], T]) -> T:
     engine = engine_or_url if isinstance(engine_or_url, Engine) else make_engine(engine_or_url)
     try:
-        with engine.begin() as connection:
-            return action(connection)
+        return action(engine)
     finally:
         if engine is not engine_or_url:
             engine.dispose()
 
 
+def _migrate(engine: Engine, step: Callable[[Config], None]) -> None:
+    """Run one Alembic command in a write transaction, one migrating process at a time."""
+    with write_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+        step(alembic_config(connection))
+
+
+def _current(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
 def upgrade(engine_or_url: Engine | str | None = None, revision: str = "head") -> None:
-    """Migrate the registry to `revision` (every database command does this first)."""
-    _run(engine_or_url, lambda c: command.upgrade(_alembic_config(c), revision))
+    """Migrate the registry to `revision` (every database command does this first, so it
+    costs one read when the schema is already current)."""
+
+    def action(engine: Engine) -> None:
+        if revision == "head" and _current(engine) == head_revision():
+            return
+        _migrate(engine, lambda config: command.upgrade(config, revision))
+
+    _with_engine(engine_or_url, action)
 
 
 def downgrade(engine_or_url: Engine | str | None, revision: str) -> None:
-    _run(engine_or_url, lambda c: command.downgrade(_alembic_config(c), revision))
+    """Migrate the registry back to `revision` (`base` drops every registry table)."""
+    _with_engine(
+        engine_or_url,
+        lambda engine: _migrate(engine, lambda config: command.downgrade(config, revision)),
+    )
 
 
 def current_revision(engine_or_url: Engine | str | None = None) -> str | None:
-    def read(connection: Any) -> str | None:
-        return MigrationContext.configure(connection).get_current_revision()
-
-    result: str | None = _run(engine_or_url, read)
-    return result
+    """The registry's schema revision (None: no schema yet)."""
+    return _with_engine(engine_or_url, _current)

@@ -1,46 +1,81 @@
 """Loading pseudonymised files into the registry: idempotent, versioned, in bulk.
 
 - The same (source_system, record_id) with the same content adds nothing.
-- Changed content adds a new version; the record points at it.
-- The first ingest into an empty registry registers its key id; any other key id is refused.
-- One transaction per file: a refused or broken file leaves nothing behind.
+- Changed content adds a new version; the record points at it. Within a file, a later row for
+  the same record wins.
+- Unknown source systems are registered with the kind their code suggests.
+- The first ingest into an empty registry registers its key id; any other key id is refused,
+  and so is an encoding version other than this service's.
+- One transaction per call: a refused or broken file leaves nothing of the call behind.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+import pyarrow.compute as pc
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    bindparam,
+    insert,
+    select,
+    update,
+)
 
-from linkage.contract import CLEAR_COLUMNS, ENCODING_COLUMNS
+from linkage.contract import CLEAR_COLUMNS, ENCODING_COLUMNS, ENCODING_VERSION
 from linkage.errors import UnknownKeyError, UnusableInputError
-from linkage.pseudonymised_file import read_pseudonymised
-from linkage.store.bulk import allocate_ids, bulk_insert
+from linkage.pseudonymised_file import PseudonymisedFile
+from linkage.store.bulk import DeferredIndexes, allocate_ids, bulk_insert
 from linkage.store.database import upgrade, write_transaction
-from linkage.store.models import LinkageKey, Record, record_versions, utcnow
+from linkage.store.models import (
+    INDEXED_ENCODINGS,
+    LinkageKey,
+    Record,
+    SourceSystem,
+    record_versions,
+    utcnow,
+)
 from linkage.store.sources import source_ids
 
+#: progress(bytes done, bytes in all files)
 Progress = Callable[[int, int], None]
-LOOKUP_CHUNK = 2_000
-#: Columns whose values make up a version's content (key columns excluded).
+#: Key of the PostgreSQL advisory lock that serialises ingests (any constant unique to it).
+INGEST_LOCK = 0x43434901
+#: Columns whose values make up a version's content, in contract order (key columns excluded).
 CONTENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in CLEAR_COLUMNS + ENCODING_COLUMNS)
+RESTRICTED = CONTENT_COLUMNS.index("restricted")
+
+
+@dataclass
+class SourceCounts:
+    """What one source system's rows did to the registry."""
+
+    rows: int = 0
+    records_added: int = 0
+    versions_added: int = 0
 
 
 @dataclass
 class IngestSummary:
+    """What an ingest read and what it changed. `unchanged` counts rows that added nothing
+    (content already current, or overtaken by a later row for the same record in the file)."""
+
     files: int = 0
     rows_read: int = 0
     records_added: int = 0
     versions_added: int = 0
     unchanged: int = 0
-    per_source: Counter[str] = field(default_factory=Counter)
+    per_source: dict[str, SourceCounts] = field(default_factory=dict)
     key_ids_registered: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -49,61 +84,107 @@ class IngestSummary:
         return self.rows_read / self.seconds if self.seconds else 0.0
 
 
-def content_hash(values: Sequence[Any]) -> str:
-    return hashlib.blake2b(repr(tuple(values)).encode(), digest_size=16).hexdigest()
+def content_hashes(batch: pa.Table) -> list[str]:
+    """Digest of each row's content: CONTENT_COLUMNS in contract order, as decimal or
+    `true`/`false` text, NULL kept apart from every value. Joined in Arrow, so only the hash
+    itself runs per row in Python."""
+    joined = pc.binary_join_element_wise(
+        *(pc.cast(batch[name], pa.string()) for name in CONTENT_COLUMNS),
+        "\x1f",
+        null_handling="replace",
+        null_replacement="\x00",
+    )
+    blake2b = hashlib.blake2b
+    return [blake2b(text.encode(), digest_size=16).hexdigest() for text in joined.to_pylist()]
 
 
 def ingest_files(
     engine: Engine, paths: Iterable[Path | str], *, progress: Progress | None = None
 ) -> IngestSummary:
-    """Ingest pseudonymised files in order, one transaction each (migrates first)."""
+    """Ingest pseudonymised files in order, in one transaction (migrating the registry first).
+
+    Raises UnusableInputError or UnknownKeyError when any file cannot go in; the whole call is
+    then rolled back, so a delivery is never left half-ingested.
+    """
     upgrade(engine)
+    files = [PseudonymisedFile(p) for p in paths]
+    total = sum(f.size for f in files)
     summary = IngestSummary()
     started = time.perf_counter()
-    for path in paths:
-        with write_transaction(engine) as connection:
-            _ingest_file(connection, Path(path), summary, progress)
-        summary.files += 1
+    done_before = 0
+    lookup_indexes = DeferredIndexes(
+        record_versions, {f"ix_record_versions_{name}" for name in INDEXED_ENCODINGS}
+    )
+    with write_transaction(engine) as connection:
+        _prepare(connection)
+        for file in files:
+            for batch in file.batches():
+                done = max(done_before + file.bytes_read, 1)
+                rows_in_call = (summary.rows_read + batch.num_rows) * max(total, done) // done
+                _ingest_batch(connection, file, batch, summary, lookup_indexes, rows_in_call)
+                if progress is not None:
+                    progress(min(done, total), total)
+            done_before += file.size
+            summary.files += 1
+        lookup_indexes.restore(connection)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def _check_key_ids(connection: Connection, key_ids: set[str], summary: IngestSummary) -> None:
-    registered = set(connection.scalars(select(LinkageKey.key_id)))
-    if not registered and len(key_ids) == 1:
+def _prepare(connection: Connection) -> None:
+    """Serialise ingests (SQLite already has: the transaction began IMMEDIATE)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({INGEST_LOCK})")
+        # The records table grows inside this transaction with no fresh statistics, so the
+        # planner would scan it whole for every batch's key look-up: quadratic in file size.
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+
+
+def _check_batch(
+    connection: Connection, file: PseudonymisedFile, batch: pa.Table, summary: IngestSummary
+) -> None:
+    """Refuse what the registry must not hold: foreign keys, other encodings, oversize keys."""
+    versions = set(pc.unique(batch["encoding_version"]).to_pylist())
+    if versions != {ENCODING_VERSION}:
+        other = ", ".join(str(v) for v in sorted(versions - {ENCODING_VERSION}))
+        raise UnusableInputError(
+            f"{file.path}: encoded under encoding version {other}; this registry holds "
+            f"version {ENCODING_VERSION} only (re-pseudonymise with a matching pseudonymiser)"
+        )
+    for name, column in (
+        ("source_system", SourceSystem.code),
+        ("record_id", Record.record_id),
+        ("key_id", LinkageKey.key_id),
+    ):
+        limit = column.type.length if isinstance(column.type, String) else None
+        longest = pc.max(pc.utf8_length(batch[name])).as_py() or 0
+        if limit is not None and longest > limit:
+            raise UnusableInputError(f"{file.path}: a {name} is longer than {limit} characters")
+    _check_key_ids(connection, file, set(pc.unique(batch["key_id"]).to_pylist()), summary)
+
+
+def _check_key_ids(
+    connection: Connection, file: PseudonymisedFile, key_ids: set[str], summary: IngestSummary
+) -> None:
+    known = dict(connection.execute(select(LinkageKey.key_id, LinkageKey.active)).all())
+    if not known:
+        if len(key_ids) > 1:
+            raise UnknownKeyError(
+                f"{file.path}: the first ingest registers one key id, but this file mixes "
+                f"{', '.join(sorted(key_ids))}"
+            )
         (key_id,) = key_ids
         connection.execute(insert(LinkageKey), [{"key_id": key_id, "registered_at": utcnow()}])
         summary.key_ids_registered.append(key_id)
         return
-    unknown = sorted(key_ids - registered)
-    if unknown:
+    refused = sorted(k for k in key_ids if not known.get(k, False))
+    if refused:
+        accepted = sorted(k for k, active in known.items() if active)
         raise UnknownKeyError(
-            f"records encoded under unregistered key id(s) {', '.join(unknown)}; "
-            f"this registry accepts {', '.join(sorted(registered))}"
+            f"{file.path}: records encoded under key id {', '.join(refused)}, which this "
+            f"registry does not accept (it accepts: {', '.join(accepted) or 'none'}); "
+            "nothing was ingested"
         )
-
-
-def _ingest_file(
-    connection: Connection, path: Path, summary: IngestSummary, progress: Progress | None
-) -> None:
-    total_bytes = path.stat().st_size if path.exists() else 0
-    done_bytes = 0
-    if connection.dialect.name == "postgresql":
-        # The records table grows inside this transaction with no fresh statistics, so the
-        # planner would scan it whole for every batch's key look-up: quadratic in file size.
-        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-    for batch in read_pseudonymised(path):
-        if batch.num_rows == 0:
-            continue
-        key_ids = set(batch["key_id"].to_pylist())
-        if None in key_ids:
-            raise UnusableInputError(f"{path}: a row has no key_id")
-        _check_key_ids(connection, key_ids, summary)
-        _ingest_batch(connection, batch, summary)
-        summary.rows_read += batch.num_rows
-        done_bytes += batch.nbytes
-        if progress is not None:
-            progress(min(done_bytes, total_bytes), total_bytes)
 
 
 RECORD_COLUMNS = (
@@ -127,40 +208,65 @@ VERSION_COLUMNS = (
     *CONTENT_COLUMNS,
     "ingested_at",
 )
-RESTRICTED = CONTENT_COLUMNS.index("restricted")
 
 
-def _ingest_batch(connection: Connection, batch: pa.Table, summary: IngestSummary) -> None:
-    sources = source_ids(connection, set(batch["source_system"].to_pylist()))
-    content = list(zip(*(batch[c].to_pylist() for c in CONTENT_COLUMNS), strict=True))
+def _ingest_batch(
+    connection: Connection,
+    file: PseudonymisedFile,
+    batch: pa.Table,
+    summary: IngestSummary,
+    lookup_indexes: DeferredIndexes,
+    rows_in_call: int,
+) -> None:
+    """Add this batch's new records and changed versions. `rows_in_call` (an estimate of the
+    rows in the whole call) lets a large load defer the lookup indexes' upkeep."""
+    _check_batch(connection, file, batch, summary)
+    # A missing restricted flag means "not restricted" (the pseudonymiser always writes one).
+    batch = batch.set_column(
+        batch.schema.get_field_index("restricted"),
+        "restricted",
+        pc.fill_null(batch["restricted"], False),
+    )
+    sources = source_ids(connection, pc.unique(batch["source_system"]).to_pylist())
     codes = batch["source_system"].to_pylist()
     record_ids = batch["record_id"].to_pylist()
     key_ids = batch["key_id"].to_pylist()
     encoding_versions = batch["encoding_version"].to_pylist()
+    content = list(zip(*(batch[c].to_pylist() for c in CONTENT_COLUMNS), strict=True))
+    digests = content_hashes(batch)
+    summary.rows_read += batch.num_rows
 
-    # Later rows for the same record win within a batch.
-    latest: dict[tuple[int, str], int] = {}
-    for index, (code, record_id) in enumerate(zip(codes, record_ids, strict=True)):
-        latest[(sources[code], record_id)] = index
+    for code, rows in zip(*pc.value_counts(batch["source_system"]).flatten(), strict=True):
+        _counts(summary, code.as_py()).rows += rows.as_py()
+    # Later rows for the same record win (dict order follows first appearance; harmless).
+    latest = {
+        (sources[code], record_id): index
+        for index, (code, record_id) in enumerate(zip(codes, record_ids, strict=True))
+    }
     summary.unchanged += batch.num_rows - len(latest)
     existing = _existing(connection, latest.keys())
 
-    new_rows: list[tuple[tuple[int, str], int, str]] = []
+    added: list[tuple[tuple[int, str], int, str]] = []  # (key, row index, hash)
     changed: list[tuple[int, int, str, int]] = []  # (record pk, new version, hash, row index)
     for key, index in latest.items():
-        digest = content_hash(content[index])
+        digest = digests[index]
         found = existing.get(key)
         if found is None:
-            new_rows.append((key, index, digest))
+            added.append((key, index, digest))
         elif found[2] == digest:
             summary.unchanged += 1
-            continue
         else:
             changed.append((found[0], found[1] + 1, digest, index))
-        summary.per_source[codes[index]] += 1
+    for code, count in Counter(codes[i] for _, i, _ in added).items():
+        _counts(summary, code).records_added += count
+        _counts(summary, code).versions_added += count
+    for code, count in Counter(codes[i] for *_, i in changed).items():
+        _counts(summary, code).versions_added += count
 
+    new_versions = len(added) + len(changed)
+    lookup_indexes.before_insert(connection, new_versions * rows_in_call // batch.num_rows)
     stamp = _timestamp(connection)
-    ids = allocate_ids(connection, "records", len(new_rows))
+    ids = allocate_ids(connection, "records", len(added))
     bulk_insert(
         connection,
         "records",
@@ -172,13 +278,13 @@ def _ingest_batch(connection: Connection, batch: pa.Table, summary: IngestSummar
                 record_id,
                 1,
                 digest,
-                key_ids[index],
-                bool(content[index][RESTRICTED]),
+                key_ids[i],
+                content[i][RESTRICTED],
                 "active",
                 stamp,
                 stamp,
             )
-            for pk, ((source_id, record_id), index, digest) in zip(ids, new_rows, strict=True)
+            for pk, ((source_id, record_id), i, digest) in zip(ids, added, strict=True)
         ],
     )
     if changed:
@@ -198,24 +304,31 @@ def _ingest_batch(connection: Connection, batch: pa.Table, summary: IngestSummar
                     "pk": pk,
                     "new_version": version,
                     "new_hash": digest,
-                    "new_restricted": bool(content[index][RESTRICTED]),
-                    "new_key_id": key_ids[index],
+                    "new_restricted": content[i][RESTRICTED],
+                    "new_key_id": key_ids[i],
                 }
-                for pk, version, digest, index in changed
+                for pk, version, digest, i in changed
             ],
         )
-    added = [(pk, 1, digest, index) for pk, (_, index, digest) in zip(ids, new_rows, strict=True)]
+    versions = [(pk, 1, digest, i) for pk, (_, i, digest) in zip(ids, added, strict=True)]
     bulk_insert(
         connection,
         "record_versions",
         VERSION_COLUMNS,
         [
-            (pk, version, key_ids[index], encoding_versions[index], digest, *content[index], stamp)
-            for pk, version, digest, index in added + changed
+            (pk, version, key_ids[i], encoding_versions[i], digest, *content[i], stamp)
+            for pk, version, digest, i in versions + changed
         ],
     )
-    summary.records_added += len(new_rows)
-    summary.versions_added += len(new_rows) + len(changed)
+    summary.records_added += len(added)
+    summary.versions_added += len(added) + len(changed)
+
+
+def _counts(summary: IngestSummary, code: str) -> SourceCounts:
+    counts = summary.per_source.get(code)
+    if counts is None:
+        counts = summary.per_source[code] = SourceCounts()
+    return counts
 
 
 def _timestamp(connection: Connection) -> Any:
@@ -229,19 +342,29 @@ def _timestamp(connection: Connection) -> Any:
 def _existing(
     connection: Connection, keys: Iterable[tuple[int, str]]
 ) -> dict[tuple[int, str], tuple[int, int, str]]:
-    """(source id, record id) -> (record pk, current version, content hash) for known records."""
+    """(source id, record id) -> (record pk, current version, content hash) for known records:
+    one query per source system and batch, the batch's record ids passed as one parameter."""
     by_source: dict[int, list[str]] = {}
     for source_id, record_id in keys:
         by_source.setdefault(source_id, []).append(record_id)
     found: dict[tuple[int, str], tuple[int, int, str]] = {}
     for source_id, record_ids in by_source.items():
-        for start in range(0, len(record_ids), LOOKUP_CHUNK):
-            chunk = record_ids[start : start + LOOKUP_CHUNK]
-            rows = connection.execute(
-                select(Record.record_id, Record.id, Record.current_version, Record.content_hash)
-                .where(Record.source_system_id == source_id)
-                .where(Record.record_id.in_(chunk))
+        if connection.dialect.name == "postgresql":
+            # One array parameter (= ANY): nothing per id for SQLAlchemy to compile.
+            rows: Iterable[Any] = connection.exec_driver_sql(
+                "SELECT record_id, id, current_version, content_hash FROM records "
+                "WHERE source_system_id = %s AND record_id = ANY(%s::text[])",
+                (source_id, record_ids),
             )
-            for record_id, pk, version, digest in rows:
-                found[(source_id, record_id)] = (pk, version, digest)
+        else:
+            # json_each walked first (CROSS JOIN fixes the order), each id a probe of the
+            # unique (source_system_id, record_id) index.
+            rows = connection.exec_driver_sql(
+                "SELECT r.record_id, r.id, r.current_version, r.content_hash "
+                "FROM json_each(?) AS j CROSS JOIN records AS r "
+                "ON r.source_system_id = ? AND r.record_id = j.value",
+                (json.dumps(record_ids), source_id),
+            )
+        for record_id, pk, version, digest in rows:
+            found[(source_id, record_id)] = (pk, version, digest)
     return found

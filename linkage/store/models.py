@@ -43,6 +43,7 @@ BigId = BigInteger().with_variant(Integer, "sqlite")
 
 
 def utcnow() -> datetime:
+    """Now, timezone-aware UTC: every `_at` column holds this."""
     return datetime.now(UTC)
 
 
@@ -61,6 +62,8 @@ def _timestamp(nullable: bool = False) -> Any:
 
 
 class SourceSystem(Base):
+    """A registered agency system; its kind decides what its evidence counts for."""
+
     __tablename__ = "source_systems"
     __table_args__ = (CheckConstraint(_in("kind", SOURCE_KINDS), name="kind"),)
 
@@ -102,8 +105,18 @@ class Record(Base):
 
 
 _SQL_TYPES = {"int64": BigInteger, "int64_set": Text, "text": Text, "bool": Boolean}
+#: Encodings that candidate look-ups (blocking, real-time matching) search by equality.
+INDEXED_ENCODINGS: tuple[str, ...] = (
+    "nhs_number_enc",
+    "upn_tok",
+    "given_name_tok",
+    "family_name_tok",
+    "dob_tok",
+    "postcode_tok",
+)
 
-#: Every version of every record, with the encodings (columns generated from the contract).
+#: Every version of every record, with the encodings (columns generated from the contract:
+#: int64 -> BIGINT, int64 sets -> space-separated decimal text, NULL when empty).
 record_versions = Table(
     "record_versions",
     Base.metadata,
@@ -116,6 +129,7 @@ record_versions = Table(
     Column("restricted", Boolean, nullable=False),
     *(Column(c.name, _SQL_TYPES[c.type]) for c in ENCODING_COLUMNS),
     Column("ingested_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    *(Index(f"ix_record_versions_{name}", name) for name in INDEXED_ENCODINGS),
 )
 
 
@@ -162,6 +176,8 @@ class Assignment(Base):
 
 
 class LinkageRun(Base):
+    """One linkage run over the registry (one at a time), with the model that scored it."""
+
     __tablename__ = "linkage_runs"
     __table_args__ = (
         CheckConstraint(_in("status", ("running", "succeeded", "failed")), name="status"),
@@ -205,6 +221,8 @@ class Decision(Base):
 
 
 class ReviewItem(Base):
+    """A grey-zone pair waiting for a data officer, with the scores that put it there."""
+
     __tablename__ = "review_items"
     __table_args__ = (
         CheckConstraint(_in("status", ("open", "decided", "obsolete")), name="status"),
@@ -225,9 +243,11 @@ class ReviewItem(Base):
 
 
 class Event(Base):
-    """Append-only feed of identifier changes; `cursor` increases monotonically."""
+    """Append-only feed of identifier changes; `cursor` increases monotonically (on SQLite
+    AUTOINCREMENT, so a cursor is never handed out twice even after the newest row goes)."""
 
     __tablename__ = "events"
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     cursor: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     type: Mapped[str] = mapped_column(String(32))
@@ -240,6 +260,8 @@ class Event(Base):
 
 
 class ApiClient(Base):
+    """An agency system's API key (only its SHA-256 is kept) and the scopes it was granted."""
+
     __tablename__ = "api_clients"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -250,6 +272,7 @@ class ApiClient(Base):
     revoked_at: Mapped[datetime | None] = _timestamp(nullable=True)
 
 
+#: The source systems an API client may submit and read for.
 api_client_sources = Table(
     "api_client_sources",
     Base.metadata,
@@ -259,6 +282,8 @@ api_client_sources = Table(
 
 
 class AuditEntry(Base):
+    """Who read or decided what, and when."""
+
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

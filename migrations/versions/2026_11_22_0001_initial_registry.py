@@ -15,6 +15,16 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: record_versions columns indexed for candidate look-ups (as of this revision).
+BLOCKING_INDEXED = (
+    "nhs_number_enc",
+    "upn_tok",
+    "given_name_tok",
+    "family_name_tok",
+    "dob_tok",
+    "postcode_tok",
+)
+
 
 def upgrade() -> None:
     op.create_table(
@@ -54,6 +64,7 @@ def upgrade() -> None:
         sa.Column("detail", sa.JSON(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("cursor", name=op.f("pk_events")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "identifiers",
@@ -263,6 +274,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("record_pk", "version", name=op.f("pk_record_versions")),
     )
+    with op.batch_alter_table("record_versions", schema=None) as batch_op:
+        for column in BLOCKING_INDEXED:
+            batch_op.create_index(f"ix_record_versions_{column}", [column], unique=False)
     op.create_table(
         "review_items",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -303,6 +317,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_review_items_status")
 
     op.drop_table("review_items")
+    with op.batch_alter_table("record_versions", schema=None) as batch_op:
+        for column in BLOCKING_INDEXED:
+            batch_op.drop_index(f"ix_record_versions_{column}")
+
     op.drop_table("record_versions")
     op.drop_table("decisions")
     with op.batch_alter_table("assignments", schema=None) as batch_op:

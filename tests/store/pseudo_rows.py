@@ -7,7 +7,12 @@ import random
 from pathlib import Path
 from typing import Any
 
-from linkage.contract import COLUMN_TYPES, ENCODING_VERSION, PSEUDONYMISED_COLUMN_NAMES
+from linkage.contract import (
+    COLUMN_TYPES,
+    ENCODING_VERSION,
+    PSEUDONYMISED_COLUMN_NAMES,
+    PSEUDONYMISED_REQUIRED,
+)
 
 KEY_ID = "k0123456789abcde"
 
@@ -19,7 +24,8 @@ def pseudo_row(
     for name in PSEUDONYMISED_COLUMN_NAMES:
         kind = COLUMN_TYPES[name]
         if kind == "int64":
-            row[name] = rng.randint(-(2**63), 2**63 - 1) if rng.random() > 0.1 else None
+            missing = name not in PSEUDONYMISED_REQUIRED and rng.random() < 0.1
+            row[name] = None if missing else rng.randint(-(2**63), 2**63 - 1)
         elif kind == "int64_set":
             row[name] = " ".join(str(rng.randint(-(2**63), 2**63 - 1)) for _ in range(2))
         elif kind == "bool":

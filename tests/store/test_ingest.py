@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from linkage.errors import UnknownKeyError, UnusableInputError
-from linkage.store import ingest_files, make_engine
+from linkage.store import SourceCounts, ingest_files, make_engine
 from linkage.store.models import LinkageKey, Record, SourceSystem, record_versions
 from tests.store.pseudo_rows import pseudo_row, write_pseudo_csv
 
@@ -44,6 +44,7 @@ def test_same_file_twice_adds_nothing_and_changes_add_versions(
         summary = ingest_files(engine, [first])
         assert (summary.records_added, summary.versions_added) == (900, 900)
         assert summary.key_ids_registered == ["k0123456789abcde"]
+        assert summary.per_source["health"] == SourceCounts(300, 300, 300)
         again = ingest_files(engine, [first])
         assert (again.records_added, again.versions_added, again.unchanged) == (0, 0, 900)
         assert counts(db_url) == (900, 900)
@@ -54,6 +55,8 @@ def test_same_file_twice_adds_nothing_and_changes_add_versions(
         changed.append(dict(rows[5]))  # unchanged
         second = ingest_files(engine, [write_pseudo_csv(tmp_path / "b.csv", changed)])
         assert (second.records_added, second.versions_added, second.unchanged) == (0, 5, 1)
+        assert sum(c.versions_added for c in second.per_source.values()) == 5
+        assert sum(c.rows for c in second.per_source.values()) == 6
         assert counts(db_url) == (900, 905)
         with engine.connect() as c:
             versions = c.execute(
@@ -145,5 +148,71 @@ def test_bom_is_accepted(sqlite_url: str, tmp_path: Path, rows: list[dict[str, o
     engine = make_engine(sqlite_url)
     try:
         assert ingest_files(engine, [path]).records_added == 3
+    finally:
+        engine.dispose()
+
+
+def test_one_refused_file_rolls_back_the_whole_call(
+    db_url: str, tmp_path: Path, rows: list[dict[str, object]]
+) -> None:
+    good = write_pseudo_csv(tmp_path / "a.csv", rows[:10])
+    foreign = [dict(r, key_id="kother0000000000") for r in rows[10:20]]
+    engine = make_engine(db_url)
+    try:
+        with pytest.raises(UnknownKeyError, match=r"kother0000000000.*nothing was ingested"):
+            ingest_files(engine, [good, write_pseudo_csv(tmp_path / "b.csv", foreign)])
+        assert counts(db_url) == (0, 0)
+        with engine.connect() as c:  # not even the key id of the first file stays
+            assert c.scalar(select(func.count()).select_from(LinkageKey)) == 0
+        assert ingest_files(engine, [good]).records_added == 10
+    finally:
+        engine.dispose()
+
+
+def test_parquet_ingests_like_csv(
+    db_url: str, tmp_path: Path, rows: list[dict[str, object]]
+) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from linkage.pseudonymise.files import ARROW_SCHEMA
+
+    def listed(row: dict[str, object]) -> dict[str, object]:
+        canon = row["given_name_canon"]
+        return {**row, "given_name_canon": [int(t) for t in str(canon).split()] if canon else []}
+
+    pq.write_table(
+        pa.Table.from_pylist([listed(r) for r in rows[:50]], schema=ARROW_SCHEMA),
+        tmp_path / "a.parquet",
+    )
+    engine = make_engine(db_url)
+    try:
+        assert ingest_files(engine, [tmp_path / "a.parquet"]).records_added == 50
+        # The same rows as CSV are the same content: nothing new.
+        again = ingest_files(engine, [write_pseudo_csv(tmp_path / "a.csv", rows[:50])])
+        assert (again.versions_added, again.unchanged) == (0, 50)
+        with engine.connect() as c:
+            stored = c.scalar(
+                select(record_versions.c.given_name_canon)
+                .join(Record, Record.id == record_versions.c.record_pk)
+                .where(Record.record_id == rows[0]["record_id"])
+            )
+            assert stored == rows[0]["given_name_canon"]
+    finally:
+        engine.dispose()
+
+
+def test_restricted_flag_follows_the_current_version(db_url: str, tmp_path: Path) -> None:
+    rng = random.Random(8)
+    row = pseudo_row(rng, "social_care_leeds", "S1")
+    row["restricted"] = False
+    engine = make_engine(db_url)
+    try:
+        ingest_files(engine, [write_pseudo_csv(tmp_path / "a.csv", [row])])
+        ingest_files(engine, [write_pseudo_csv(tmp_path / "b.csv", [dict(row, restricted=True)])])
+        with engine.connect() as c:
+            assert c.execute(select(Record.restricted, Record.current_version)).one() == (True, 2)
+            kind = c.scalar(select(SourceSystem.kind))
+            assert kind == "social_care"
     finally:
         engine.dispose()

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from typing import Any
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from linkage.store import current_revision, downgrade, make_engine, upgrade
-from linkage.store.models import Base
+from linkage.store import (
+    current_revision,
+    database_url,
+    downgrade,
+    head_revision,
+    make_engine,
+    upgrade,
+)
+from linkage.store.models import INDEXED_ENCODINGS, Base
 
 
 def test_upgrade_downgrade_upgrade(db_url: str) -> None:
@@ -36,3 +47,53 @@ def test_models_match_the_migrations(db_url: str) -> None:
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()
+
+
+def _upgrade_together(url: str, start: Any) -> None:
+    engine = make_engine(url)
+    current_revision(engine)  # imported and connected: now wait for the others
+    start.wait(60)
+    upgrade(engine)
+    engine.dispose()
+
+
+def test_concurrent_upgrades_of_a_fresh_registry_all_succeed(db_url: str) -> None:
+    """Processes starting at once (service workers, CLI) must not all create the tables."""
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(4)
+    workers = [context.Process(target=_upgrade_together, args=(db_url, start)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    start.wait(120)
+    for worker in workers:
+        worker.join(120)
+        if worker.is_alive():
+            worker.kill()
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    assert current_revision(db_url) == head_revision() == "0001"
+
+
+def test_candidate_lookup_columns_are_indexed(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+        indexed = {
+            tuple(index["column_names"]) for index in inspect(engine).get_indexes("record_versions")
+        }
+        assert {(name,) for name in INDEXED_ENCODINGS} <= indexed
+        assert {"dob_tok", "nhs_number_enc", "postcode_tok"} <= set(INDEXED_ENCODINGS)
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("postgresql://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgres://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("postgresql+psycopg://u@h/db", "postgresql+psycopg://u@h/db"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+    ],
+)
+def test_postgres_urls_get_the_psycopg3_driver(given: str, used: str) -> None:
+    assert database_url(given) == used
