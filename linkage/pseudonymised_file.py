@@ -16,7 +16,6 @@ import csv
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,7 +36,8 @@ _SEXES = pa.array(["F", "M", "U", None])  # a NULL matches the NULL in the set
 
 
 class PseudonymisedFile:
-    """One pseudonymised file, read batch by batch; `bytes_read` follows the reading (progress)."""
+    """One pseudonymised file, read batch by batch; `bytes_read` follows the batches handed
+    out (for progress; pyarrow's own reading runs ahead of them)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -98,16 +98,18 @@ class PseudonymisedFile:
             true_values=["true"],
             false_values=["false"],
         )
+        size = self.size
         try:
-            with self.path.open("rb") as raw:
-                counted = _CountingReader(raw, self)
-                reader = pacsv.open_csv(
-                    counted,
-                    read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
-                    convert_options=convert,
-                )
-                for batch in reader:
-                    yield _conform(pa.Table.from_batches([batch]))
+            reader = pacsv.open_csv(
+                self.path,
+                read_options=pacsv.ReadOptions(block_size=BLOCK_BYTES),
+                convert_options=convert,
+            )
+            for batch in reader:
+                # Each batch is one block of the file (the last one shorter).
+                self.bytes_read = min(size, self.bytes_read + BLOCK_BYTES)
+                yield _conform(pa.Table.from_batches([batch]))
+            self.bytes_read = size
         except pa.ArrowInvalid as exc:
             raise self._fail(_describe_csv_error(str(exc), names)) from exc
         except OSError as exc:
@@ -130,7 +132,8 @@ class PseudonymisedFile:
                 self.bytes_read = self.size * (self._rows + table.num_rows) // total_rows
                 yield table
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
-            raise self._fail(f"column types do not match the contract ({exc})") from exc
+            # Not pyarrow's message: it can quote a value.
+            raise self._fail("column types do not match the contract") from exc
         except (OSError, pa.ArrowException) as exc:
             raise self._fail("not a readable Parquet file") from exc
 
@@ -167,32 +170,6 @@ def read_pseudonymised(path: Path | str) -> Iterator[pa.Table]:
     return PseudonymisedFile(path).batches()
 
 
-class _CountingReader:
-    """A read-only file object that tells its PseudonymisedFile how far reading has got."""
-
-    def __init__(self, raw: Any, owner: PseudonymisedFile) -> None:
-        self._raw = raw
-        self._owner = owner
-
-    def read(self, size: int = -1) -> bytes:
-        data: bytes = self._raw.read(size)
-        self._owner.bytes_read += len(data)
-        return data
-
-    @property
-    def closed(self) -> bool:
-        return bool(self._raw.closed)
-
-    def close(self) -> None:
-        self._raw.close()
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-
 def _conform(table: pa.Table, *, empty_is_null: bool = False) -> pa.Table:
     """Every contract column in contract order (absent optional ones NULL), sets as text."""
     columns = []
@@ -204,7 +181,8 @@ def _conform(table: pa.Table, *, empty_is_null: bool = False) -> pa.Table:
         if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
             text = pc.binary_join(pc.cast(column, pa.list_(pa.string())), " ")
             column = pc.if_else(pc.equal(pc.list_value_length(column), 0), None, text)
-        column = pc.cast(column, field.type)
+        if column.type != field.type:
+            column = pc.cast(column, field.type)
         if empty_is_null and field.type == pa.string():
             column = pc.if_else(pc.equal(column, ""), None, column)
         columns.append(column)

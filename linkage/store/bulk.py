@@ -16,6 +16,8 @@ from sqlalchemy.schema import CreateIndex, DropIndex
 DEFER_MIN_ROWS = 50_000
 #: ... and when they are at least this share of the rows already in the table.
 DEFER_MIN_SHARE = 0.3
+#: PostgreSQL statistics are refreshed once this many rows changed (and the table doubled).
+ANALYZE_MIN_ROWS = 5_000
 
 
 def bulk_insert(
@@ -47,15 +49,15 @@ def allocate_ids(connection: Connection, table: str, count: int) -> list[int]:
     if count == 0:
         return []
     if connection.dialect.name == "postgresql":
-        return list(
-            connection.scalars(
-                text(
-                    f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) "
-                    "FROM generate_series(1, :n)"
-                ),
-                {"n": count},
-            )
+        # One array, not `count` rows: fetching row by row cost more than the sequence.
+        ids: list[int] = connection.scalar(
+            text(
+                f"SELECT array_agg(nextval(pg_get_serial_sequence('{table}', 'id'))) "
+                "FROM generate_series(1, :n)"
+            ),
+            {"n": count},
         )
+        return ids
     start = connection.scalar(text(f"SELECT coalesce(max(id), 0) FROM {table}")) or 0
     return list(range(start + 1, start + 1 + count))
 
@@ -95,3 +97,49 @@ class DeferredIndexes:
             for index in self.indexes:
                 connection.execute(CreateIndex(index))
             self.dropped = False
+
+
+class FreshStatistics:
+    """Keeps PostgreSQL's statistics of a table true while a load grows it.
+
+    Each batch's key look-up is planned from them. On a table grown since they were taken (or
+    never analysed) the planner expects a handful of rows per source system, and then reads
+    every record of the source on each look-up: a load becomes quadratic in its size (measured:
+    a 1M-row reload at 13k rows/s). ANALYZE runs inside the load's transaction, which it sees:
+    once at the start when the statistics are stale, then whenever the table has doubled.
+    """
+
+    def __init__(self, connection: Connection, table: str) -> None:
+        self.table = table
+        self.active = connection.dialect.name == "postgresql"
+        self.rows_then = 0
+        self.added = 0
+        if self.active:
+            rows, changed = connection.execute(
+                text(
+                    "SELECT c.reltuples, coalesce(s.n_mod_since_analyze, 0) FROM pg_class c "
+                    "LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid "
+                    "WHERE c.oid = CAST(:table AS regclass)"
+                ),
+                {"table": table},
+            ).one()
+            self.rows_then = max(int(rows), 0)
+            if rows < 0 or changed >= max(ANALYZE_MIN_ROWS, 0.2 * rows):
+                self._analyze(connection)
+
+    def added_rows(self, connection: Connection, count: int) -> None:
+        """Note `count` new rows; re-analyse once the table has doubled since last time."""
+        if not self.active:
+            return
+        self.added += count
+        if self.added >= max(ANALYZE_MIN_ROWS, self.rows_then):
+            self._analyze(connection)
+
+    def _analyze(self, connection: Connection) -> None:
+        connection.exec_driver_sql(f"ANALYZE {self.table}")
+        rows = connection.scalar(
+            text("SELECT reltuples FROM pg_class WHERE oid = CAST(:table AS regclass)"),
+            {"table": self.table},
+        )
+        self.rows_then = max(int(rows or 0), 0)
+        self.added = 0

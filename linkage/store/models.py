@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     text,
 )
@@ -51,14 +52,26 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every database: SQLite keeps no zone, so what it
+    returns is marked UTC here (everything written is UTC), and callers never see a naive
+    time."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def _timestamp(nullable: bool = False) -> Any:
-    return mapped_column(
-        DateTime(timezone=True), nullable=nullable, default=None if nullable else utcnow
-    )
+    return mapped_column(UtcDateTime(), nullable=nullable, default=None if nullable else utcnow)
 
 
 class SourceSystem(Base):
@@ -113,6 +126,14 @@ INDEXED_ENCODINGS: tuple[str, ...] = (
     "family_name_tok",
     "dob_tok",
     "postcode_tok",
+    "la_child_id_tok",
+)
+#: Multi-column look-ups for blocking rules whose single columns are too common to search by
+#: (a frequent given name, a frequent surname sound): (name, columns).
+COMPOSITE_LOOKUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("ix_record_versions_names", ("given_name_tok", "family_name_tok")),
+    ("ix_record_versions_sounds_month", ("family_name_dm", "given_name_dm", "dob_ym_tok")),
+    ("ix_record_versions_family_birthday", ("family_name_tok", "dob_md_tok")),
 )
 
 #: Every version of every record, with the encodings (columns generated from the contract:
@@ -128,8 +149,9 @@ record_versions = Table(
     Column("sex", String(1)),
     Column("restricted", Boolean, nullable=False),
     *(Column(c.name, _SQL_TYPES[c.type]) for c in ENCODING_COLUMNS),
-    Column("ingested_at", DateTime(timezone=True), nullable=False, default=utcnow),
+    Column("ingested_at", UtcDateTime(), nullable=False, default=utcnow),
     *(Index(f"ix_record_versions_{name}", name) for name in INDEXED_ENCODINGS),
+    *(Index(name, *columns) for name, columns in COMPOSITE_LOOKUPS),
 )
 
 
@@ -247,7 +269,11 @@ class Event(Base):
     AUTOINCREMENT, so a cursor is never handed out twice even after the newest row goes)."""
 
     __tablename__ = "events"
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = (
+        Index("ix_events_cci", "cci"),
+        Index("ix_events_related_cci", "related_cci"),
+        {"sqlite_autoincrement": True},
+    )
 
     cursor: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     type: Mapped[str] = mapped_column(String(32))
@@ -292,3 +318,73 @@ class AuditEntry(Base):
     target: Mapped[str | None] = mapped_column(String(256))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime] = _timestamp()
+
+
+class ModelTermFrequency(Base):
+    """Term-frequency tables frozen with a model version, so the real-time scorer and later
+    runs weigh a common name the same way the model was built to (DESIGN.md, Concurrency).
+    Values are the encodings as text (tokens in decimal)."""
+
+    __tablename__ = "model_term_frequencies"
+
+    model_version: Mapped[int] = mapped_column(ForeignKey("models.version"), primary_key=True)
+    column_name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(64), primary_key=True)
+    frequency: Mapped[float] = mapped_column(Float)
+
+
+class BatchJob(Base):
+    """An uploaded pseudonymised file to ingest and link; persisted so that it survives a
+    restart (a job found `running` by a new process is run again, which is idempotent)."""
+
+    __tablename__ = "batch_jobs"
+    __table_args__ = (
+        CheckConstraint(_in("status", ("queued", "running", "succeeded", "failed")), name="status"),
+        Index("ix_batch_jobs_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("api_clients.id"))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    phase: Mapped[str | None] = mapped_column(String(16))
+    file_name: Mapped[str] = mapped_column(String(256))
+    file_format: Mapped[str] = mapped_column(String(16))
+    upload_path: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    rows_total: Mapped[int] = mapped_column(Integer, default=0)
+    rows_ingested: Mapped[int] = mapped_column(Integer, default=0)
+    rows_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    rejects: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("linkage_runs.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = _timestamp()
+    updated_at: Mapped[datetime] = _timestamp()
+    finished_at: Mapped[datetime | None] = _timestamp(nullable=True)
+
+
+class ScoredPair(Base):
+    """A pair scored at or above the review weight by a linkage run, kept so that the next run
+    with the same model scores only pairs that involve new or changed records. No foreign keys:
+    records are never deleted, and checking two keys per row would slow the bulk write of
+    every pair of a full run."""
+
+    __tablename__ = "scored_pairs"
+    __table_args__ = (Index("ix_scored_pairs_record_pk_r", "record_pk_r"),)
+
+    record_pk_l: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    record_pk_r: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    match_weight: Mapped[float] = mapped_column(Float)
+    match_probability: Mapped[float] = mapped_column(Float)
+    model_version: Mapped[int] = mapped_column(Integer)
+
+
+class ScoredRecord(Base):
+    """The version of each record whose pairs `scored_pairs` holds (and the model that scored
+    them): a record whose current version differs, or that is absent, is scored again."""
+
+    __tablename__ = "scored_records"
+
+    record_pk: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    model_version: Mapped[int] = mapped_column(Integer)

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from linkage.store import head_revision
 from tests.store.pseudo_rows import pseudo_row, write_pseudo_csv
 
 runner = CliRunner()
@@ -22,8 +23,8 @@ def cci(*args: str) -> tuple[int, str]:
 def test_db_upgrade_current_downgrade(db_url: str) -> None:
     assert cci("db", "current", "--database-url", db_url) == (0, "empty (no schema)\n")
     code, output = cci("db", "upgrade", "--database-url", db_url)
-    assert code == 0 and "revision 0001" in output
-    assert cci("db", "current", "--database-url", db_url) == (0, "0001\n")
+    assert code == 0 and f"revision {head_revision()}" in output
+    assert cci("db", "current", "--database-url", db_url) == (0, f"{head_revision()}\n")
     code, output = cci("db", "downgrade", "base", "--database-url", db_url)
     assert code == 0 and "base" in output
     assert cci("db", "current", "--database-url", db_url) == (0, "empty (no schema)\n")
@@ -82,6 +83,9 @@ def test_ingest_refusals_exit_2_with_one_line(sqlite_url: str, tmp_path: Path) -
         result = runner.invoke(app, ["ingest", str(path), "--database-url", sqlite_url])
         assert result.exit_code == 2
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+        assert "Traceback" not in result.output
+    listing = runner.invoke(app, ["sources", "list", "--database-url", sqlite_url])
+    assert listing.output.split() == ["health", "health", "1", "records"]
 
 
 def test_an_unusable_database_is_one_line_exit_1(tmp_path: Path) -> None:

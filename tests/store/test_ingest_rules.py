@@ -6,15 +6,13 @@ import random
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, inspect, select, text, update
 
-from linkage.contract import COLUMN_TYPES, ENCODING_VERSION, PSEUDONYMISED_COLUMN_NAMES
+from linkage.contract import ENCODING_VERSION, PSEUDONYMISED_COLUMN_NAMES
 from linkage.errors import UnknownKeyError, UnusableInputError
-from linkage.store import ingest_files, kind_from_code, make_engine
-from linkage.store.models import LinkageKey, Record, SourceSystem, record_versions
+from linkage.store import bulk, ingest_files, kind_from_code, make_engine
+from linkage.store.models import INDEXED_ENCODINGS, LinkageKey, Record, record_versions
 from tests.store.pseudo_rows import KEY_ID, pseudo_row, write_pseudo_csv
 
 
@@ -68,22 +66,6 @@ def test_optional_columns_may_be_absent_and_restricted_defaults_to_false(
     assert (again.versions_added, again.unchanged) == (0, 1)
 
 
-def test_a_changed_restricted_flag_is_a_new_version_and_updates_the_record(
-    engine: Engine, tmp_path: Path
-) -> None:
-    first = rows(3)
-    for row in first:
-        row["restricted"] = False
-    ingest_files(engine, [write_pseudo_csv(tmp_path / "a.csv", first)])
-    first[1]["restricted"] = True
-    summary = ingest_files(engine, [write_pseudo_csv(tmp_path / "b.csv", first)])
-    assert (summary.versions_added, summary.unchanged) == (1, 2)
-    assert summary.per_source["health"].versions_added == 1
-    with engine.connect() as connection:
-        flags = dict(connection.execute(select(Record.record_id, Record.restricted)).all())
-    assert flags == {"R0000": False, "R0001": True, "R0002": False}
-
-
 def test_another_encoding_version_is_refused(engine: Engine, tmp_path: Path) -> None:
     batch = rows(4)
     batch[2]["encoding_version"] = ENCODING_VERSION + 1
@@ -109,42 +91,6 @@ def test_a_retired_key_is_refused(engine: Engine, tmp_path: Path) -> None:
     assert count(engine, Record) == 2
 
 
-def test_a_refused_file_leaves_nothing_of_the_call(engine: Engine, tmp_path: Path) -> None:
-    good = write_pseudo_csv(tmp_path / "good.csv", rows(5))
-    bad_rows = rows(5, seed=9, source="education_leeds")
-    bad_rows[4]["key_id"] = "kforeign00000000"
-    bad = write_pseudo_csv(tmp_path / "bad.csv", bad_rows)
-    ingest_files(engine, [write_pseudo_csv(tmp_path / "first.csv", rows(1, seed=4))])
-    with pytest.raises(UnknownKeyError, match="kforeign00000000"):
-        ingest_files(engine, [good, bad])
-    assert count(engine, Record) == 1
-    with engine.connect() as connection:
-        assert list(connection.scalars(select(SourceSystem.code))) == ["health"]
-
-
-def test_parquet_and_csv_of_the_same_rows_are_the_same_content(
-    engine: Engine, tmp_path: Path
-) -> None:
-    batch = rows(50)
-    batch[0]["given_name_canon"] = None
-    ingest_files(engine, [write_pseudo_csv(tmp_path / "a.csv", batch)])
-    arrow = {"int64": pa.int64(), "int64_set": pa.list_(pa.int64()), "bool": pa.bool_()}
-    schema = pa.schema(
-        [(n, arrow.get(COLUMN_TYPES[n], pa.string())) for n in PSEUDONYMISED_COLUMN_NAMES]
-    )
-
-    def as_parquet(row: dict[str, Any]) -> dict[str, Any]:
-        canon = row["given_name_canon"]
-        return {**row, "given_name_canon": [int(t) for t in canon.split()] if canon else []}
-
-    pq.write_table(
-        pa.Table.from_pylist([as_parquet(r) for r in batch], schema=schema),
-        tmp_path / "a.parquet",
-    )
-    again = ingest_files(engine, [tmp_path / "a.parquet"])
-    assert (again.rows_read, again.versions_added, again.unchanged) == (50, 0, 50)
-
-
 def test_progress_is_reported_in_bytes_up_to_the_total(engine: Engine, tmp_path: Path) -> None:
     paths = [
         write_pseudo_csv(tmp_path / "a.csv", rows(3000, seed=1)),
@@ -156,3 +102,60 @@ def test_progress_is_reported_in_bytes_up_to_the_total(engine: Engine, tmp_path:
     assert {of for _, of in seen} == {total}
     done = [d for d, _ in seen]
     assert done == sorted(done) and done[-1] == total
+
+
+def test_a_large_load_defers_the_lookup_indexes_and_always_gets_them_back(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "DEFER_MIN_ROWS", 10)
+    deferred: list[bool] = []
+    restore = bulk.DeferredIndexes.restore
+
+    def spy(self: bulk.DeferredIndexes, connection: Any) -> None:
+        deferred.append(self.dropped)
+        restore(self, connection)
+
+    monkeypatch.setattr(bulk.DeferredIndexes, "restore", spy)
+    expected = {f"ix_record_versions_{name}" for name in INDEXED_ENCODINGS}
+
+    def lookup_indexes() -> set[str]:
+        names = {i["name"] for i in inspect(engine).get_indexes("record_versions")}
+        return names & expected
+
+    batch = rows(300)
+    good = write_pseudo_csv(tmp_path / "a.csv", batch)
+    foreign = rows(30, seed=5, source="education")
+    foreign[-1]["key_id"] = "kforeign00000000"
+    bad = write_pseudo_csv(tmp_path / "bad.csv", foreign)
+    with pytest.raises(UnknownKeyError):  # rolled back after `good` dropped the indexes
+        ingest_files(engine, [good, bad])
+    assert lookup_indexes() == expected and count(engine, Record) == 0
+    ingest_files(engine, [good])
+    sqlite = engine.dialect.name == "sqlite"
+    assert deferred == [sqlite]  # the refused call never reached restore()
+    assert lookup_indexes() == expected
+    with engine.connect() as connection:
+        found = connection.scalar(
+            select(func.count())
+            .select_from(record_versions)
+            .where(record_versions.c.dob_tok == batch[7]["dob_tok"])
+        )
+    assert found == 1
+
+
+@pytest.mark.postgres
+def test_postgres_statistics_follow_a_growing_load(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stale statistics made every key look-up read the whole source (quadratic loads)."""
+    monkeypatch.setattr(bulk, "ANALYZE_MIN_ROWS", 10)
+    engine = make_engine(postgres_url)
+    try:
+        ingest_files(engine, [write_pseudo_csv(tmp_path / "a.csv", rows(300))])
+        with engine.connect() as connection:
+            estimate = connection.scalar(
+                text("SELECT reltuples FROM pg_class WHERE oid = 'records'::regclass")
+            )
+        assert estimate == 300
+    finally:
+        engine.dispose()

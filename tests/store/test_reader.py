@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
@@ -121,3 +122,23 @@ def test_bom_is_accepted(tmp_path: Path) -> None:
     path = write_pseudo_csv(tmp_path / "a.csv", _rows(2))
     path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     assert len(_read(path)) == 2
+
+
+def test_parquet_with_a_wrong_column_type_names_no_value(tmp_path: Path) -> None:
+    rows = _rows(2)
+    table = pa.Table.from_pylist(
+        [{**r, "dob_tok": "not-a-number-SW1A1AA", "given_name_canon": None} for r in rows]
+    )
+    pq.write_table(table, tmp_path / "a.parquet")
+    with pytest.raises(UnusableInputError, match="do not match the contract") as caught:
+        _read(tmp_path / "a.parquet")
+    assert "SW1A1AA" not in str(caught.value)
+
+
+def test_quoted_header_and_values_are_read(tmp_path: Path) -> None:
+    rows = _rows(2)
+    table = pa.Table.from_pylist(rows).select(list(PSEUDONYMISED_COLUMN_NAMES))
+    path = tmp_path / "quoted.csv"
+    pacsv.write_csv(table, path)  # pyarrow quotes the header and every text value
+    assert path.read_text(encoding="utf-8").startswith('"source_system"')
+    assert [r["record_id"] for r in _read(path)] == ["H0", "H1"]

@@ -1,0 +1,83 @@
+"""Term-frequency tables frozen per model version (DESIGN.md, Concurrency).
+
+A frequent given name agreeing says less than a rare one. The real-time scorer needs the same
+frequencies for every request and every worker, so they are counted once per model version,
+over the registry's current records, and kept. Values are stored as decimal text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, func, select, text
+
+from linkage.contract import ENCODING_COLUMNS
+from linkage.store.bulk import bulk_insert
+from linkage.store.database import write_transaction
+from linkage.store.models import ModelTermFrequency, Record, record_versions
+
+#: Key of the PostgreSQL advisory lock that serialises freezing (any constant unique to it).
+FREEZE_LOCK = 0x43434902
+_INT_COLUMNS = {c.name for c in ENCODING_COLUMNS if c.type == "int64"}
+
+TermFrequencyTables = dict[str, dict[Any, float]]
+
+
+def load_frequencies(connection: Connection, version: int) -> TermFrequencyTables | None:
+    """The frozen tables of a model version, or None if none were frozen yet."""
+    tables: TermFrequencyTables = {}
+    query = select(
+        ModelTermFrequency.column_name, ModelTermFrequency.value, ModelTermFrequency.frequency
+    ).where(ModelTermFrequency.model_version == version)
+    found = False
+    for column, value, frequency in connection.execute(query):
+        found = True
+        if column:  # "" is the marker of a registry that was empty when frozen
+            key: Any = int(value) if column in _INT_COLUMNS else value
+            tables.setdefault(column, {})[key] = frequency
+    return tables if found else None
+
+
+def count_frequencies(connection: Connection, columns: tuple[str, ...]) -> TermFrequencyTables:
+    """Splink's definition: count of each value / count of non-null values, current records."""
+    v = record_versions.c
+    tables: TermFrequencyTables = {}
+    for column in columns:
+        query = (
+            select(v[column], func.count())
+            .join(Record, and_(Record.id == v.record_pk, Record.current_version == v.version))
+            .where(Record.status == "active", v[column].is_not(None))
+            .group_by(v[column])
+        )
+        counts = connection.execute(query).all()
+        total = sum(count for _, count in counts)
+        tables[column] = {value: count / total for value, count in counts}
+    return tables
+
+
+def freeze_frequencies(
+    engine: Engine, version: int, columns: tuple[str, ...]
+) -> TermFrequencyTables:
+    """Count and keep the tables for `version`, unless another process already did."""
+    with write_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FREEZE_LOCK})
+        found = load_frequencies(connection, version)
+        if found is not None:
+            return found
+        tables = count_frequencies(connection, columns)
+        rows = [
+            (version, column, str(value), frequency)
+            for column, values in tables.items()
+            for value, frequency in values.items()
+        ]
+        # An empty registry still freezes: one marker row says "counted, nothing there".
+        if not rows:
+            rows = [(version, "", "", 0.0)]
+        bulk_insert(
+            connection,
+            "model_term_frequencies",
+            ("model_version", "column_name", "value", "frequency"),
+            rows,
+        )
+        return {column: values for column, values in tables.items()}
