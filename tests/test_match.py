@@ -1,0 +1,199 @@
+"""Real-time matching: Splink's candidates and weights, and what a submission does to the registry.
+
+A registry of 600 demo children is linked once per module; the second delivery's records are
+the submissions (new children, new records of known children, changed records).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from splink import Linker
+from sqlalchemy import Engine, func, select
+
+from linkage.demo import write_delivery
+from linkage.link import link_registry
+from linkage.match import Matcher, _candidates, _Sql, as_scorable
+from linkage.model.backend import duckdb_api, register_records
+from linkage.model.realtime import CompiledModel
+from linkage.model.settings import BLOCKING_RULES
+from linkage.pseudonymise import LinkageKey, pseudonymise_file
+from linkage.pseudonymised_file import read_pseudonymised
+from linkage.store import ingest_files, make_engine
+from linkage.store.models import Assignment, AuditEntry, Event, Model
+from linkage.store.registry import load_snapshot
+
+KEY = LinkageKey(secret=bytes(range(32)))
+
+
+def _pseudonymised_rows(path: Path) -> list[dict[str, Any]]:
+    return [row for batch in read_pseudonymised(path) for row in batch.to_pylist()]
+
+
+def _truth(folder: Path) -> dict[tuple[str, str], str]:
+    with (folder / "truth.csv").open(encoding="utf-8") as handle:
+        return {(r["source_system"], r["record_id"]): r["child_id"] for r in csv.DictReader(handle)}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("match")
+    files = {}
+    for number in (1, 2):
+        folder = root / f"d{number}"
+        write_delivery(600, folder, seed=11, delivery=number)
+        pseudonymise_file(KEY, folder / "records.csv", folder / "pseudo.csv")
+        files[number] = folder
+    engine = make_engine(f"sqlite:///{root / 'registry.db'}")
+    ingest_files(engine, [files[1] / "pseudo.csv"])
+    link_registry(engine)
+    first_rows = _pseudonymised_rows(files[1] / "pseudo.csv")
+    first = {(r["source_system"], r["record_id"]) for r in first_rows}
+    second = _pseudonymised_rows(files[2] / "pseudo.csv")
+    unseen = [r for r in second if (r["source_system"], r["record_id"]) not in first]
+    truth = _truth(files[1]) | _truth(files[2])
+    # Children the registry has never seen (another seed), under record ids of their own.
+    strangers_folder = root / "strangers"
+    write_delivery(30, strangers_folder, seed=99, delivery=1)
+    pseudonymise_file(KEY, strangers_folder / "records.csv", strangers_folder / "pseudo.csv")
+    strangers = []
+    for row in _pseudonymised_rows(strangers_folder / "pseudo.csv"):
+        child = _truth(strangers_folder)[(row["source_system"], row["record_id"])]
+        row["record_id"] = "new-" + row["record_id"]
+        truth[(row["source_system"], row["record_id"])] = "stranger-" + child
+        strangers.append(row)
+    yield {
+        "engine": engine,
+        "first": first_rows,
+        "unseen": unseen,
+        "strangers": strangers,
+        "second": second,
+        "truth": truth,
+        "root": root,
+    }
+    engine.dispose()
+
+
+def _splink_between(engine: Engine, new: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
+    with engine.connect() as connection:
+        snapshot = load_snapshot(connection)
+        settings = connection.execute(select(Model.settings_json).where(Model.active)).scalar_one()
+    existing = snapshot.records.drop_columns(["source_kind"])
+    fresh = pa.Table.from_pylist(
+        [
+            {c: row.get(c) for c in existing.column_names if c != "unique_id"}
+            | {"unique_id": -1 - i}
+            for i, row in enumerate(new)
+        ],
+        schema=existing.schema,
+    )
+    api = duckdb_api(memory_limit="1GB")
+    frame = register_records(api, existing, "existing")
+    linker = Linker(frame, settings, log_level=logging.ERROR)
+    matcher = Matcher(engine)
+    with engine.connect() as connection:
+        frequencies = matcher.model(connection).frequencies
+    for column, values in frequencies.items():
+        table = pa.table({column: list(values), f"tf_{column}": list(values.values())})
+        linker.table_management.register_term_frequency_lookup(api.register(table), column)
+    fresh_frame = register_records(api, fresh, "fresh")
+    pairs = linker.inference.predict_between(frame, fresh_frame).as_record_list()
+    return pairs, matcher
+
+
+def test_candidates_and_weights_equal_splink_predict_between(world: dict[str, Any]) -> None:
+    engine: Engine = world["engine"]
+    # Unseen records (mostly new children) and copies of known ones under new record ids.
+    new = world["unseen"][::2] + [
+        dict(r, record_id=f"{r['record_id']}-copy") for r in world["first"][:900]
+    ]
+    pairs, matcher = _splink_between(engine, new)
+    expected: dict[int, dict[int, float]] = {}
+    for pair in pairs:
+        left, right = pair["unique_id_l"], pair["unique_id_r"]
+        fresh, old = (left, right) if left < 0 else (right, left)
+        expected.setdefault(fresh, {})[old] = pair["match_weight"]
+    with engine.connect() as connection:
+        active = matcher.model(connection)
+        compared = 0
+        worst = 0.0
+        for i, row in enumerate(new):
+            found = {c.record_pk: c for c in _candidates(_Sql(connection), row)}
+            assert set(found) == set(expected.get(-1 - i, {})), f"record {i}"
+            for pk, weight in expected.get(-1 - i, {}).items():
+                score = active.compiled.score(as_scorable(row), found[pk].row, active.frequencies)
+                worst = max(worst, abs(score.match_weight - weight))
+                fast = active.compiled.match_weight(
+                    as_scorable(row), found[pk].row, active.frequencies
+                )
+                assert fast == score.match_weight
+                compared += 1
+    assert compared > 1500
+    assert worst < 1e-9
+    assert len(BLOCKING_RULES) > 5 and isinstance(active.compiled, CompiledModel)
+
+
+def test_submissions_link_known_children_and_make_new_ones(world: dict[str, Any]) -> None:
+    engine: Engine = world["engine"]
+    truth: dict[tuple[str, str], str] = world["truth"]
+    matcher = Matcher(engine)
+    with engine.connect() as connection:
+        events_before = connection.scalar(select(func.count()).select_from(Event))
+    decisions: dict[str, int] = {}
+    correct = wrong = 0
+    results = {}
+    copies = [dict(r, record_id=f"{r['record_id']}-again") for r in world["first"][300:450]]
+    truth.update(
+        {
+            (r["source_system"], r["record_id"]): truth[(r["source_system"], r["record_id"][:-6])]
+            for r in copies
+        }
+    )
+    submissions = world["unseen"][1::2] + copies + world["strangers"]
+    for row in submissions:
+        match = matcher.submit(row, actor="test")
+        decisions[match.decision] = decisions.get(match.decision, 0) + 1
+        results[(row["source_system"], row["record_id"])] = match
+    # Children seen before are mostly linked; new children get new CCIs.
+    by_cci: dict[str, set[str]] = {}
+    for key, match in results.items():
+        by_cci.setdefault(match.cci, set()).add(truth[key])
+    for children in by_cci.values():
+        if len(children) == 1:
+            correct += 1
+        else:
+            wrong += 1
+    assert (
+        decisions.get("linked", 0) >= 140
+        and decisions.get("new", 0) + decisions.get("review", 0) >= 25
+    )
+    assert wrong == 0
+    assert correct > 0
+
+    # Submitting the same record again changes nothing and answers with the same CCI.
+    row = submissions[0]
+    again = matcher.submit(row, actor="test")
+    assert again.decision == "existing"
+    assert again.cci == results[(row["source_system"], row["record_id"])].cci
+
+    with engine.connect() as connection:
+        events_after = connection.scalar(select(func.count()).select_from(Event))
+        audited = connection.scalar(
+            select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "submit_record")
+        )
+        realtime = connection.scalar(
+            select(func.count()).select_from(Assignment).where(Assignment.method == "realtime")
+        )
+    assert events_after - events_before >= len(submissions)  # every assignment is an event
+    assert audited == len(submissions) + 1
+    assert realtime == len(submissions)
+
+    # The next batch run reconciles: nobody's CCI is lost, realtime CCIs stay or are superseded.
+    report = link_registry(engine)
+    assert report.stats["records"] >= 1000 + len(submissions)
