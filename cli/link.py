@@ -12,7 +12,8 @@ import typer
 from cli.db import DatabaseOption, _url, registry
 from cli.progress import progress_bar
 from linkage.errors import CCIError, UnknownKeyError, UnusableInputError
-from linkage.link import link_registry, write_assignments
+from linkage.link import STAGES, link_registry, write_assignments
+from linkage.model.backend import ENGINES
 from linkage.model.training import train_model
 from linkage.store import ingest_files, make_engine
 from linkage.store.database import write_transaction
@@ -27,6 +28,8 @@ model_app = typer.Typer(
 def _print_stats(stats: dict[str, Any]) -> None:
     order = (
         "records",
+        "records_scored",
+        "records_reclustered",
         "pairs_above_review_threshold",
         "links",
         "clusters",
@@ -44,6 +47,7 @@ def _print_stats(stats: dict[str, Any]) -> None:
     )
     for key in order:
         typer.echo(f"  {key.replace('_', ' '):<30} {stats.get(key, 0):>12,}")
+    typer.echo(f"  {'scoring':<30} {stats.get('scoring', 'full'):>12}")
     seconds = stats.get("seconds", {})
     typer.echo("  seconds per stage: " + ", ".join(f"{k} {v:.1f}" for k, v in seconds.items()))
 
@@ -58,10 +62,21 @@ def link(
         typer.Option("--output", "-o", help="Write source_system,record_id,cci of every record."),
     ] = None,
     database_url: DatabaseOption = None,
+    engine_name: Annotated[
+        str | None,
+        typer.Option(
+            "--engine",
+            help="Where Splink runs: duckdb (embedded) or spark (CCI_SPARK_MASTER, or the "
+            "session spark-submit made). Default: CCI_LINK_ENGINE, else duckdb.",
+        ),
+    ] = None,
 ) -> None:
     """Link every record in the registry: score candidate pairs with the active model (or
     train one, or use the shipped default for small registries), cluster under the data
     officers' decisions, and carry CCIs over stably. Exit 2 on unusable input."""
+    if engine_name not in (None, *ENGINES):
+        typer.echo(f"error: --engine must be one of {', '.join(ENGINES)}", err=True)
+        raise typer.Exit(2)
     engine = make_engine(_url(database_url))
     started = time.perf_counter()
     try:
@@ -72,9 +87,15 @@ def link(
                 f"ingested {summary.rows_read} rows: {summary.records_added} new records, "
                 f"{summary.versions_added} new versions, {summary.unchanged} unchanged"
             )
-        report = link_registry(
-            engine, stage=lambda name: typer.echo(f"  ... {name} done", err=True)
-        )
+        with progress_bar("linking") as progress:
+
+            def stage(name: str) -> None:
+                if progress is None:  # not a terminal: a line per stage
+                    typer.echo(f"  ... {name} done", err=True)
+                elif name in STAGES:
+                    progress(STAGES.index(name) + 1, len(STAGES))
+
+            report = link_registry(engine, stage=stage, link_engine=engine_name)
         if output is not None:
             rows = write_assignments(engine, output)
             typer.echo(f"wrote {rows} assignments to {output}")

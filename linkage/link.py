@@ -1,8 +1,10 @@
 """`cci link` in library form: choose the model, run linkage, write the outcome atomically.
 
 The Splink work happens outside any write transaction; the outcome (identifiers, assignments,
-events, review items, run summary) is written in one. A run killed at any point leaves the
-registry as it was, apart from a `running` row that the next run marks as failed.
+events, review items, the pairs kept for the next run, run summary) is written in one. A run
+killed at any point leaves the registry as it was, apart from a `running` row that the next
+run marks as failed (and a model or frozen term frequencies it made, which are the model
+version's, not the run's).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,16 +21,27 @@ from typing import Any
 from sqlalchemy import Engine, select, update
 
 from linkage.errors import CCIError
+from linkage.model.backend import engine_api
 from linkage.model.default import default_model
+from linkage.model.realtime import CompiledModel
 from linkage.model.training import MIN_RECORDS_FOR_TRAINING, train_model
-from linkage.run import Thresholds, run_linkage
+from linkage.run import Thresholds, collector_paused, run_linkage
 from linkage.settings import linkage_settings
 from linkage.store.database import upgrade, write_transaction
 from linkage.store.model_versions import active_model, save_model
 from linkage.store.models import Assignment, LinkageRun, Record, SourceSystem, utcnow
-from linkage.store.registry import apply_outcome, load_snapshot, start_run
+from linkage.store.registry import (
+    apply_outcome,
+    freeze_snapshot_frequencies,
+    load_scored_state,
+    load_snapshot,
+    start_run,
+)
 
 Stage = Callable[[str], None]
+#: What `link_registry` reports to its `stage` callback as each stage ends, in order (a run
+#: that trains a model also reports "train" as training starts).
+STAGES = ("load", "model", "kept_pairs", "score", "cluster", "assign", "review", "write")
 
 
 class RunInProgressError(CCIError):
@@ -76,7 +90,7 @@ def _pid_alive(pid: object) -> bool:
 
 
 def _choose_model(
-    engine: Engine, records: Any, stage: Stage | None
+    engine: Engine, records: Any, stage: Stage | None, link_engine: str | None = None
 ) -> tuple[int, dict[str, Any], str]:
     with engine.connect() as connection:
         found = active_model(connection)
@@ -86,7 +100,7 @@ def _choose_model(
     if records.num_rows >= MIN_RECORDS_FOR_TRAINING:
         if stage:
             stage("train")
-        trained = train_model(records.drop_columns(["source_kind"]))
+        trained = train_model(records.drop_columns(["source_kind"]), db_api=engine_api(link_engine))
         with write_transaction(engine) as connection:
             version = save_model(connection, trained.settings, trained.summary)
         return version, trained.settings, f"trained on this registry (v{version})"
@@ -105,21 +119,57 @@ def _choose_model(
 
 
 def link_registry(
-    engine: Engine, *, thresholds: Thresholds | None = None, stage: Stage | None = None
+    engine: Engine,
+    *,
+    thresholds: Thresholds | None = None,
+    stage: Stage | None = None,
+    link_engine: str | None = None,
 ) -> LinkReport:
+    """Link the whole registry. `link_engine` ("duckdb" or "spark", default CCI_LINK_ENGINE)
+    is where Splink trains and scores; clustering and CCI assignment are the same for both."""
     upgrade(engine)
     settings = linkage_settings()
     thresholds = thresholds or Thresholds(settings.auto_link_weight, settings.review_weight)
-    with engine.connect() as connection:
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def timed(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[name] = round(now - clock, 3)
+        clock = now
+        if stage:
+            stage(name)
+
+    with collector_paused(), engine.connect() as connection:
         snapshot = load_snapshot(connection)
-    if stage:
-        stage("load")
-    version, model, source = _choose_model(engine, snapshot.records, stage)
+    timed("load")
+    version, model, source = _choose_model(engine, snapshot.records, stage, link_engine)
+    timed("model")
     run_id = _claim_run(engine, version)
     try:
-        outcome = run_linkage(snapshot, model, thresholds, stage=stage)
-        with write_transaction(engine) as connection:
+        with collector_paused(), engine.connect() as connection:
+            prior = load_scored_state(connection)
+        frequencies = freeze_snapshot_frequencies(
+            engine, version, CompiledModel(model).tf_columns, snapshot.records
+        )
+        timed("kept_pairs")
+        outcome = run_linkage(
+            snapshot,
+            model,
+            thresholds,
+            model_version=version,
+            prior=prior,
+            term_frequencies=frequencies,
+            db_api=engine_api(link_engine),
+            stage=stage,
+        )
+        seconds.update(outcome.stats["seconds"])
+        outcome.stats["seconds"] = seconds
+        clock = time.perf_counter()
+        with collector_paused(), write_transaction(engine) as connection:
             apply_outcome(connection, run_id, outcome)
+        timed("write")  # after the summary was stored: only the report carries it
     except BaseException:
         with write_transaction(engine) as connection:
             connection.execute(

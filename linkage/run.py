@@ -2,23 +2,50 @@
 
 Pure with respect to the store: the caller loads a `RegistrySnapshot` and writes the returned
 `RunOutcome` in one transaction, so a run killed at any point changes nothing.
+
+Incremental: given the pairs kept by earlier runs with the same model (`ScoredState`), a run
+scores only pairs with a new or changed record and clusters again only the components they
+touch (`linkage.affected`); it ends where a full run over the same registry would.
 """
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from linkage.affected import affected_records
 from linkage.identity.assignment import AssignmentPlan, PriorIdentifier, assign_identifiers
 from linkage.identity.clustering import cluster_records
-from linkage.model.comparisons import COMPARISONS
+from linkage.model.incremental import ordered_pairs, score_changed_pairs
+from linkage.model.realtime import TermFrequencies
 from linkage.model.scoring import score_pairs
+from linkage.twins import TwinRule
+from linkage.waterfall import Explainer
 
 Stage = Callable[[str], None]
+#: Above this share of new or changed records, scoring everything afresh is as cheap.
+INCREMENTAL_MAX_SHARE = 0.2
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a block that builds millions of long-lived
+    containers and no cycles worth collecting: every full collection would rescan them all
+    (measured on 180,000 records: clustering 7.7 s with it, 3.4 s without)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True)
@@ -34,6 +61,8 @@ class RegistrySnapshot:
     #: Current versions of active records: contract columns + `unique_id` (record pk) +
     #: `source_kind` (health / education / social_care / other).
     records: pa.Table
+    #: Each record's current version (what `scored_records` is compared with).
+    versions: dict[int, int] = field(default_factory=dict)
     prior_cci: dict[int, str] = field(default_factory=dict)
     identifiers: dict[str, PriorIdentifier] = field(default_factory=dict)
     members_when_superseded: dict[str, tuple[str, frozenset[int]]] = field(default_factory=dict)
@@ -48,7 +77,29 @@ class ReviewPair:
     match_weight: float
     match_probability: float
     reason: str  # "review_band" | "nhs_conflict"
-    explanation: dict[str, Any]
+
+
+@dataclass
+class ScoredState:
+    """Pairs at or above `review_weight` kept from earlier runs with one model version, and
+    the record versions they were scored at."""
+
+    model_version: int
+    review_weight: float
+    pairs: pa.Table  # unique_id_l < unique_id_r, match_weight, match_probability
+    versions: dict[int, int]
+
+
+@dataclass
+class ScoredUpdate:
+    """How the kept pairs change: replaced (`full`), or the pairs and versions of `stale`
+    records (changed or gone) dropped and `pairs` and `versions` added."""
+
+    full: bool
+    model_version: int
+    pairs: pa.Table
+    stale: list[int]
+    versions: list[tuple[int, int]]
 
 
 @dataclass
@@ -58,6 +109,11 @@ class RunOutcome:
     nhs_anchored: list[bool]
     review: list[ReviewPair]
     stats: dict[str, Any]
+    scored: ScoredUpdate
+    #: The waterfall of each given pair, for review items made by this run.
+    explain: Callable[[Sequence[tuple[int, int]]], list[dict[str, Any]]]
+    #: Kept CCIs whose cluster gained or lost a health-verified NHS number.
+    anchoring_changed: list[str] = field(default_factory=list)
 
 
 def run_linkage(
@@ -65,10 +121,20 @@ def run_linkage(
     model: dict[str, Any],
     thresholds: Thresholds,
     *,
+    model_version: int = 0,
+    prior: ScoredState | None = None,
+    term_frequencies: TermFrequencies | None = None,
     db_api: Any = None,
     stage: Stage | None = None,
 ) -> RunOutcome:
-    """Score all blocked pairs, cluster them under the decisions, and plan CCI changes."""
+    """Score the blocked pairs, cluster them under the decisions, and plan CCI changes.
+
+    With `prior` (pairs kept from earlier runs with this model version) only pairs involving
+    new or changed records are scored; the rest are taken from `prior`. `term_frequencies` are
+    the model version's frozen tables (without them Splink counts over these records): with
+    them a pair scores the same in every run of the model, kept or scored again, and the same
+    as in real-time matching.
+    """
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
@@ -82,139 +148,238 @@ def run_linkage(
 
     records = snapshot.records
     ids: list[int] = records["unique_id"].to_pylist()
-    health_nhs = {
-        uid: nhs
-        for uid, nhs, kind in zip(
-            ids,
-            records["nhs_number_enc"].to_pylist(),
-            records["source_kind"].to_pylist(),
-            strict=True,
-        )
-        if nhs is not None and kind == "health"
-    }
     scorable = records.drop_columns(["source_kind"])
-    pairs = score_pairs(scorable, model, threshold_match_weight=thresholds.review, db_api=db_api)
+    scored = _score(
+        snapshot,
+        _with_frequencies(scorable, term_frequencies),
+        model,
+        model_version,
+        thresholds,
+        prior,
+        db_api,
+    )
+    pairs = scored.all_pairs
     mark("score")
 
-    weights = pairs["match_weight"].to_pylist()
-    left = pairs["unique_id_l"].to_pylist()
-    right = pairs["unique_id_r"].to_pylist()
-    links = [
-        (a, b, w) for a, b, w in zip(left, right, weights, strict=True) if w >= thresholds.auto_link
-    ]
-    clustering = cluster_records(
-        ids,
-        links,
-        health_nhs=health_nhs,
-        must_link=snapshot.must_link,
-        cannot_link=snapshot.cannot_link,
-        conflict_key=dict(zip(ids, records["dob_tok"].to_pylist(), strict=True)),
-        conflicts=_TwinRule(records),
-    )
-    mark("cluster")
-
-    plan = assign_identifiers(
-        clustering.clusters,
-        snapshot.prior_cci,
-        snapshot.identifiers,
-        members_when_superseded=snapshot.members_when_superseded,
-    )
-    anchored = [any(uid in health_nhs for uid in members) for members in clustering.clusters]
-    mark("assign")
-
-    cluster_of = {uid: i for i, members in enumerate(clustering.clusters) for uid in members}
-    decided = {frozenset(p) for p in snapshot.must_link + snapshot.cannot_link}
-    refused = {frozenset(p) for p in clustering.refused}
-    review = []
-    for index, (a, b, weight) in enumerate(zip(left, right, weights, strict=True)):
-        if frozenset((a, b)) in decided:
-            continue
-        if weight < thresholds.auto_link and cluster_of[a] != cluster_of[b]:
-            reason = "review_band"
-        elif frozenset((a, b)) in refused:
-            reason = "nhs_conflict"
-        else:
-            continue
-        row = pairs.slice(index, 1).to_pylist()[0]
-        review.append(
-            ReviewPair(a, b, weight, row["match_probability"], reason, _explanation(row, model))
+    with collector_paused():
+        auto_pairs = pairs.filter(pc.greater_equal(pairs["match_weight"], thresholds.auto_link))
+        scope = ids
+        if not scored.update.full:
+            affected = pa.array(_affected(snapshot, ids, auto_pairs, scored.touched), pa.int64())
+            records = records.filter(pc.is_in(records["unique_id"], value_set=affected))
+            scope = records["unique_id"].to_pylist()
+        in_scope = set(scope)
+        health_nhs = {
+            uid: nhs
+            for uid, nhs, kind in zip(
+                scope,
+                records["nhs_number_enc"].to_pylist(),
+                records["source_kind"].to_pylist(),
+                strict=True,
+            )
+            if nhs is not None and kind == "health"
+        }
+        links = [
+            (a, b, w)
+            for a, b, w in zip(
+                auto_pairs["unique_id_l"].to_pylist(),
+                auto_pairs["unique_id_r"].to_pylist(),
+                auto_pairs["match_weight"].to_pylist(),
+                strict=True,
+            )
+            if a in in_scope
+        ]
+        clustering = cluster_records(
+            scope,
+            links,
+            health_nhs=health_nhs,
+            must_link=[p for p in snapshot.must_link if p[0] in in_scope],
+            cannot_link=[p for p in snapshot.cannot_link if p[0] in in_scope],
+            conflict_key=dict(zip(scope, records["dob_tok"].to_pylist(), strict=True)),
+            conflicts=TwinRule(records),
         )
-    mark("review")
+        mark("cluster")
+
+        prior_cci = snapshot.prior_cci
+        if not scored.update.full:
+            prior_cci = {uid: prior_cci[uid] for uid in scope if uid in prior_cci}
+        plan = assign_identifiers(
+            clustering.clusters,
+            prior_cci,
+            _identifiers_in_play(snapshot, ids, prior_cci, full=scored.update.full),
+            members_when_superseded=snapshot.members_when_superseded,
+        )
+        anchored = [any(uid in health_nhs for uid in members) for members in clustering.clusters]
+        anchoring_changed = [
+            cci
+            for cci, flag in zip(plan.cci_of_cluster, anchored, strict=True)
+            if cci in snapshot.identifiers and snapshot.identifiers[cci].nhs_anchored != flag
+        ]
+        untouched = {snapshot.prior_cci[uid] for uid in ids if uid not in in_scope}
+        mark("assign")
+
+        cci_now = {
+            uid: plan.cci_of_cluster[i] for i, ms in enumerate(clustering.clusters) for uid in ms
+        }
+        # A link refused by a constraint leaves its records in different clusters, and a link
+        # between different clusters was refused: so both kinds of item follow from the CCIs,
+        # in re-clustered and untouched components alike.
+        decided = {frozenset(p) for p in snapshot.must_link + snapshot.cannot_link}
+        review = []
+        for a, b, weight, chance in zip(
+            pairs["unique_id_l"].to_pylist(),
+            pairs["unique_id_r"].to_pylist(),
+            pairs["match_weight"].to_pylist(),
+            pairs["match_probability"].to_pylist(),
+            strict=True,
+        ):
+            if (cci_now.get(a) or snapshot.prior_cci[a]) == (
+                cci_now.get(b) or snapshot.prior_cci[b]
+            ):
+                continue
+            if decided and frozenset((a, b)) in decided:
+                continue
+            reason = "review_band" if weight < thresholds.auto_link else "nhs_conflict"
+            review.append(ReviewPair(a, b, weight, chance, reason))
+        mark("review")
 
     stats = {
         "records": len(ids),
+        "scoring": "incremental" if not scored.update.full else "full",
+        "records_scored": scored.records_scored,
+        "records_reclustered": len(scope),
+        "review_weight": thresholds.review,
+        "pairs_scored": scored.update.pairs.num_rows,
         "pairs_above_review_threshold": pairs.num_rows,
         "links": clustering.links_used,
         "refused_nhs_conflict": clustering.refused_nhs_conflict,
         "refused_cannot_link": clustering.refused_cannot_link,
         "refused_twin_rule": clustering.refused_conflict,
-        "clusters": len(clustering.clusters),
+        "clusters": len(clustering.clusters) + len(untouched),
         "new": len(plan.created),
-        "kept": len(plan.kept),
+        "kept": len(plan.kept) + len(untouched),
         "merged": len(plan.superseded),
         "split": len(plan.split_from),
         "reinstated": len(plan.reinstated),
         "retired": len(plan.retired),
         "reassigned_records": len(plan.reassigned),
         "review_items": len(review),
-        "nhs_anchored_clusters": sum(anchored),
+        "nhs_anchored_clusters": sum(anchored)
+        + sum(1 for c in untouched if snapshot.identifiers[c].nhs_anchored),
         "seconds": seconds,
     }
-    return RunOutcome(clustering.clusters, plan, anchored, review, stats)
+    return RunOutcome(
+        clustering.clusters,
+        plan,
+        anchored,
+        review,
+        stats,
+        scored.update,
+        Explainer(scorable, model, term_frequencies),
+        anchoring_changed,
+    )
 
 
-class _TwinRule:
-    """Twins look alike on everything but the given name: two records with the same date of
-    birth (the clustering's bucket) and family name, whose given names disagree at every level
-    and which share no identifier, are kept apart unless a decision joins them."""
+def _affected(
+    snapshot: RegistrySnapshot, ids: list[int], auto_pairs: pa.Table, touched: list[int]
+) -> set[int]:
+    """The records an incremental run clusters again (`linkage.affected`): `touched` (new or
+    changed, or paired with one or with a record gone), decided on, without a CCI, or sharing
+    a CCI with a record no longer current; then all records linked to those or sharing their
+    CCIs."""
+    present = set(ids)
+    decided = {uid for pair in snapshot.must_link + snapshot.cannot_link for uid in pair}
+    orphaned = {cci for uid, cci in snapshot.prior_cci.items() if uid not in present}
+    starts = set(touched) | decided
+    starts.update(uid for uid in ids if snapshot.prior_cci.get(uid) in orphaned)
+    starts.update(uid for uid in ids if uid not in snapshot.prior_cci)
+    must = pa.table(
+        {
+            "unique_id_l": pa.array([a for a, _ in snapshot.must_link], pa.int64()),
+            "unique_id_r": pa.array([b for _, b in snapshot.must_link], pa.int64()),
+        }
+    )
+    edges = pa.concat_tables([auto_pairs.select(["unique_id_l", "unique_id_r"]), must])
+    return affected_records(ids, snapshot.prior_cci, edges, starts)
 
-    GIVEN = next(c for c in COMPARISONS if c.name == "given_name")
-    IDENTIFIERS = ("nhs_number_enc", "upn_tok", "la_child_id_tok")
-    COLUMNS = tuple(sorted({*GIVEN.columns, "family_name_tok", "family_name_dm", *IDENTIFIERS}))
 
-    def __init__(self, records: pa.Table) -> None:
-        self.position = {uid: i for i, uid in enumerate(records["unique_id"].to_pylist())}
-        self.columns = {c: records[c].to_pylist() for c in self.COLUMNS}
+def _identifiers_in_play(
+    snapshot: RegistrySnapshot, ids: list[int], prior_cci: dict[int, str], *, full: bool
+) -> dict[str, PriorIdentifier]:
+    """The active CCIs an assignment decides on: all of them in a full run; else those held
+    by the records clustered again, and those no current record holds (to be retired)."""
+    if full:
+        return snapshot.identifiers
+    held = {snapshot.prior_cci[uid] for uid in ids if uid in snapshot.prior_cci}
+    wanted = set(prior_cci.values()) | (snapshot.identifiers.keys() - held)
+    return {cci: snapshot.identifiers[cci] for cci in wanted if cci in snapshot.identifiers}
 
-    def _row(self, uid: int) -> dict[str, Any]:
-        i = self.position[uid]
-        row = {c: values[i] for c, values in self.columns.items()}
-        canon = row["given_name_canon"]
-        row["given_name_canon"] = (
-            [int(t) for t in canon.split()] if isinstance(canon, str) else canon
+
+@dataclass
+class _Scored:
+    all_pairs: pa.Table
+    update: ScoredUpdate
+    records_scored: int
+    #: New or changed records and the partners of their dropped pairs (incremental runs).
+    touched: list[int] = field(default_factory=list)
+
+
+def _score(
+    snapshot: RegistrySnapshot,
+    records: pa.Table,
+    model: dict[str, Any],
+    model_version: int,
+    thresholds: Thresholds,
+    prior: ScoredState | None,
+    db_api: Any,
+) -> _Scored:
+    """All pairs at or above the review weight: scored afresh, or kept from `prior` where
+    neither record changed since, when `prior` holds this model's pairs at this threshold."""
+    ids = snapshot.versions
+    usable = (
+        prior is not None
+        and prior.model_version == model_version
+        and prior.review_weight <= thresholds.review
+    )
+    if prior is not None and usable:
+        changed = [uid for uid, version in ids.items() if prior.versions.get(uid) != version]
+        if len(changed) <= INCREMENTAL_MAX_SHARE * len(ids):
+            stale = changed + [uid for uid in prior.versions if uid not in ids]
+            fresh = score_changed_pairs(
+                records, changed, model, threshold_match_weight=thresholds.review, db_api=db_api
+            )
+            kept = prior.pairs
+            touched = list(changed)
+            if stale:
+                gone = pa.array(stale, pa.int64())
+                dropped = pc.or_(
+                    pc.is_in(kept["unique_id_l"], value_set=gone),
+                    pc.is_in(kept["unique_id_r"], value_set=gone),
+                )
+                # Their old partners too: a withdrawn record may have been a cluster's bridge.
+                lost = kept.filter(dropped)
+                touched += lost["unique_id_l"].to_pylist() + lost["unique_id_r"].to_pylist()
+                kept = kept.filter(pc.invert(dropped))
+            kept = kept.filter(pc.greater_equal(kept["match_weight"], thresholds.review))
+            update = ScoredUpdate(
+                False, model_version, fresh, stale, [(uid, ids[uid]) for uid in changed]
+            )
+            return _Scored(pa.concat_tables([kept, fresh]), update, len(changed), touched)
+    pairs = ordered_pairs(
+        score_pairs(
+            records, model, threshold_match_weight=thresholds.review, db_api=db_api, explain=False
         )
-        return row
-
-    def __call__(self, a: int, b: int) -> bool:
-        left, right = self._row(a), self._row(b)
-        same_family = left["family_name_tok"] == right["family_name_tok"] or (
-            left["family_name_dm"] is not None and left["family_name_dm"] == right["family_name_dm"]
-        )
-        if not same_family:
-            return False
-        if any(left[c] is not None and left[c] == right[c] for c in self.IDENTIFIERS):
-            return False
-        return self.GIVEN.level_of(left, right) == 0
+    )
+    update = ScoredUpdate(True, model_version, pairs, [], list(ids.items()))
+    return _Scored(pairs, update, len(ids))
 
 
-def _explanation(row: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
-    """The waterfall of one scored pair: prior, then each comparison's level and weight."""
-    prior = model["probability_two_random_records_match"]
-    parts = []
-    for comparison in model["comparisons"]:
-        name = comparison["output_column_name"]
-        gamma = row.get(f"gamma_{name}")
-        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
-        label = "missing on either side"
-        if gamma is not None and gamma >= 0:
-            label = levels[len(levels) - 1 - gamma].get("label_for_charts", "")
-        parts.append(
-            {
-                "comparison": name,
-                "level": gamma,
-                "label": label,
-                "match_weight": row.get(f"mw_{name}"),
-                "tf_adjustment": row.get(f"mw_tf_adj_{name}", 0.0),
-            }
-        )
-    return {"prior_probability": prior, "match_weight": row["match_weight"], "parts": parts}
+def _with_frequencies(records: pa.Table, frequencies: TermFrequencies | None) -> pa.Table:
+    """`records` with a `tf_<column>` for each frozen table, which Splink then uses instead of
+    counting (NULL for a value the table lacks: no adjustment, as in real-time scoring)."""
+    if not frequencies:
+        return records
+    for column, table in frequencies.items():
+        values = [table.get(v) for v in records[column].to_pylist()]
+        records = records.append_column(f"tf_{column}", pa.array(values, pa.float64()))
+    return records

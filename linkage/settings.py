@@ -6,6 +6,7 @@ Small classes per concern; the service has its own in `service/settings.py`.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -34,6 +35,10 @@ class LinkageSettings(BaseSettings):
     review_weight: float = 4.0
     #: DuckDB memory cap for Splink runs.
     duckdb_memory_limit: str = "4GB"
+    #: Where `cci link` runs Splink: embedded DuckDB, or Spark for national batches.
+    link_engine: Literal["duckdb", "spark"] = "duckdb"
+    #: Spark master for the Spark engine when not under spark-submit.
+    spark_master: str = "local[*]"
 
 
 @lru_cache

@@ -19,7 +19,17 @@ from linkage.store import ingest_files, make_engine
 from linkage.store.models import LinkageRun
 
 KEY = LinkageKey(secret=bytes(range(32)))
-TABLES = ("identifiers", "assignments", "events", "review_items")
+#: Everything a run writes in its one transaction, including the scored pairs and record
+#: versions an incremental run starts from (the model's frozen term frequencies are written
+#: before, once per model version, as real-time matching writes them).
+TABLES = (
+    "identifiers",
+    "assignments",
+    "events",
+    "review_items",
+    "scored_pairs",
+    "scored_records",
+)
 
 
 def state(url: str) -> dict[str, list[tuple[object, ...]]]:

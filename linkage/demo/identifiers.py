@@ -116,9 +116,15 @@ class RecordIds:
         self.multiplier, self.offset = multiplier, rng.randrange(self.modulus)
         self.issued = 0
 
-    def next(self) -> str:
-        if self.issued >= self.modulus:
-            raise OverflowError(f"more than {self.modulus} {self.prefix} record ids")
-        value = (self.multiplier * self.issued + self.offset) % self.modulus
-        self.issued += 1
-        return f"{self.prefix}{value:0{self.digits}d}"
+    def next(self, avoid: tuple[str, ...] = ()) -> str:
+        """The next key whose digits contain none of `avoid` (the record's own identifiers and
+        date of birth), so a key can never give an identifier away, not even by chance."""
+        while True:
+            if self.issued >= self.modulus:
+                raise OverflowError(f"more than {self.modulus} {self.prefix} record ids")
+            value = (
+                f"{(self.multiplier * self.issued + self.offset) % self.modulus:0{self.digits}d}"
+            )
+            self.issued += 1
+            if not any(part and part in value for part in avoid):
+                return self.prefix + value

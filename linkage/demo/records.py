@@ -181,14 +181,16 @@ class Recorder:
         if rand() < r.restricted:
             restricted = "true"
             errors.append(c.RESTRICTED)
-        record_id = self.ids[source].next()
+        dob = born.isoformat()
         if rand() < r.invalid_row:
-            row = {"given_name": given, "family_name": family, "date_of_birth": born.isoformat()}
+            row = {"given_name": given, "family_name": family, "date_of_birth": dob}
             c.invalid(rng, row)
             given, family, dob = row["given_name"], row["family_name"], row["date_of_birth"]
             errors.append(c.INVALID_ROW)
-        else:
-            dob = born.isoformat()
+        ymd = born.isoformat().replace("-", "")
+        record_id = self.ids[source].next(
+            avoid=(nhs, upn[1:], la_id.rpartition("-")[2], ymd, ymd[6:] + ymd[4:6] + ymd[:4])
+        )
         values = (
             source,
             record_id,

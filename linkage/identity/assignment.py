@@ -70,9 +70,13 @@ def assign_identifiers(
     """
     plan = AssignmentPlan(cci_of_cluster=[""] * len(clusters))
     overlaps: list[tuple[int, str, int]] = []  # (overlap, cci, cluster index)
+    held: list[list[str]] = []  # each cluster's records' prior CCIs (counted only if any)
     for index, members in enumerate(clusters):
-        counts = Counter(prior_cci[r] for r in members if r in prior_cci)
-        overlaps.extend((count, cci, index) for cci, count in counts.items())
+        known = [prior_cci[r] for r in members if r in prior_cci]
+        held.append(known)
+        if known:
+            counts = Counter(known)
+            overlaps.extend((count, cci, index) for cci, count in counts.items())
 
     def priority(item: tuple[int, str, int]) -> tuple[int, bool, datetime, str, int]:
         count, cci, index = item
@@ -107,8 +111,8 @@ def assign_identifiers(
     for index, members in enumerate(clusters):
         if plan.cci_of_cluster[index]:
             continue
-        origins = Counter(prior_cci[r] for r in members if r in prior_cci)
-        origin = origins.most_common(1)[0][0] if origins else None
+        known = held[index]
+        origin = Counter(known).most_common(1)[0][0] if known else None
         back = _undone_merge(members, origin, reinstatable)
         if back is not None:
             plan.cci_of_cluster[index] = back
@@ -127,11 +131,11 @@ def assign_identifiers(
 
     for index, members in enumerate(clusters):
         cci = plan.cci_of_cluster[index]
-        for record in sorted(members):
+        moved = [record for record in members if prior_cci.get(record) != cci]
+        for record in sorted(moved):
             before = prior_cci.get(record)
-            if before != cci:
-                plan.reassigned[record] = (before, cci)
-                plan.events.append(Event("reassigned", cci, related_cci=before, record=record))
+            plan.reassigned[record] = (before, cci)
+            plan.events.append(Event("reassigned", cci, related_cci=before, record=record))
     return plan
 
 

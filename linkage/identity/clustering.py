@@ -24,9 +24,14 @@ class ClusteringResult:
     refused: list[tuple[RecordKey, RecordKey]] = field(default_factory=list)
 
 
+_NONE: frozenset[str] = frozenset()
+
+
 class _Clusters:
     """Union-find whose roots carry the cluster's health NHS numbers, cannot-link partners and
-    members by conflict key."""
+    members by conflict key. Most records never get any of those, so each is kept only for
+    the roots that have one: a run over a million records then allocates a handful of
+    containers, not millions."""
 
     def __init__(
         self,
@@ -35,24 +40,19 @@ class _Clusters:
         conflict_key: Mapping[RecordKey, Hashable] | None = None,
         conflicts: Callable[[RecordKey, RecordKey], bool] | None = None,
     ) -> None:
-        self.parent: dict[RecordKey, RecordKey] = {}
+        self.parent: dict[RecordKey, RecordKey] = {node: node for node in nodes}
         self.size: dict[RecordKey, int] = {}
-        self.nhs: dict[RecordKey, frozenset[str]] = {}
+        self.nhs: dict[RecordKey, frozenset[str]] = {
+            node: frozenset([number]) for node, number in nhs.items() if number
+        }
         self.cannot: dict[RecordKey, set[RecordKey]] = {}
         self.keyed: dict[RecordKey, dict[Hashable, list[RecordKey]]] = {}
         self.conflict_key = conflict_key or {}
         self.conflicts = conflicts
-        for node in nodes:
-            self.add(node, nhs.get(node))
 
-    def add(self, node: RecordKey, nhs_number: str | None = None) -> None:
+    def add(self, node: RecordKey) -> None:
         if node not in self.parent:
             self.parent[node] = node
-            self.size[node] = 1
-            self.nhs[node] = frozenset([nhs_number]) if nhs_number else frozenset()
-            self.cannot[node] = set()
-            key = self.conflict_key.get(node)
-            self.keyed[node] = {key: [node]} if key is not None else {}
 
     def find(self, node: RecordKey) -> RecordKey:
         root = node
@@ -62,30 +62,47 @@ class _Clusters:
             self.parent[node], node = root, self.parent[node]
         return root
 
+    def _keyed(self, root: RecordKey) -> dict[Hashable, list[RecordKey]]:
+        found = self.keyed.get(root)
+        if found is not None:
+            return found
+        key = self.conflict_key.get(root)  # a root never merged is its only member
+        return {key: [root]} if key is not None else {}
+
     def conflict(self, a: RecordKey, b: RecordKey) -> str | None:
         """Why roots a and b may not merge, or None."""
-        if self.nhs[a] and self.nhs[b] and self.nhs[a] != self.nhs[b]:
+        nhs_a, nhs_b = self.nhs.get(a, _NONE), self.nhs.get(b, _NONE)
+        if nhs_a and nhs_b and nhs_a != nhs_b:
             return "nhs"
-        small, large = (a, b) if len(self.cannot[a]) <= len(self.cannot[b]) else (b, a)
-        if any(self.find(partner) == large for partner in self.cannot[small]):
-            return "cannot_link"
+        cannot_a, cannot_b = self.cannot.get(a), self.cannot.get(b)
+        if cannot_a and cannot_b:  # symmetric: each side of a cannot-link names the other
+            small, large = (cannot_a, b) if len(cannot_a) <= len(cannot_b) else (cannot_b, a)
+            if any(self.find(partner) == large for partner in small):
+                return "cannot_link"
         if self.conflicts is not None:
-            keyed_a, keyed_b = self.keyed[a], self.keyed[b]
+            keyed_a, keyed_b = self._keyed(a), self._keyed(b)
             for key in keyed_a.keys() & keyed_b.keys():
                 if any(self.conflicts(x, y) for x in keyed_a[key] for y in keyed_b[key]):
                     return "conflict"
         return None
 
     def union(self, a: RecordKey, b: RecordKey) -> RecordKey:
-        if self.size[a] < self.size[b]:
+        if self.size.get(a, 1) < self.size.get(b, 1):
             a, b = b, a
         self.parent[b] = a
-        self.size[a] += self.size[b]
-        self.nhs[a] = self.nhs[a] | self.nhs[b]
-        self.cannot[a] |= self.cannot.pop(b)
-        for key, members in self.keyed.pop(b).items():
-            self.keyed[a].setdefault(key, []).extend(members)
-        del self.nhs[b], self.size[b]
+        self.size[a] = self.size.get(a, 1) + self.size.pop(b, 1)
+        nhs_b = self.nhs.pop(b, _NONE)
+        if nhs_b:
+            self.nhs[a] = self.nhs.get(a, _NONE) | nhs_b
+        cannot_b = self.cannot.pop(b, None)
+        if cannot_b:
+            self.cannot.setdefault(a, set()).update(cannot_b)
+        if self.conflicts is not None:
+            keyed = self._keyed(a)
+            for key, members in self._keyed(b).items():
+                keyed.setdefault(key, []).extend(members)
+            self.keyed[a] = keyed
+            self.keyed.pop(b, None)
         return a
 
     def groups(self) -> list[set[RecordKey]]:
@@ -117,8 +134,8 @@ def cluster_records(
     for a, b in cannot_link:
         state.add(a)
         state.add(b)
-        state.cannot[state.find(a)].add(b)
-        state.cannot[state.find(b)].add(a)
+        state.cannot.setdefault(state.find(a), set()).add(b)
+        state.cannot.setdefault(state.find(b), set()).add(a)
     result = ClusteringResult(clusters=[])
     for a, b in must_link:
         state.add(a)

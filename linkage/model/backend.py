@@ -1,4 +1,6 @@
-"""Where Splink runs: the DuckDB backend by default (Spark plugs in at the same seam).
+"""Where Splink runs: the DuckDB backend by default, Spark (`linkage.model.spark`) for
+national batches, behind one seam: `engine_api` picks the backend, `register_records` hands it
+the records.
 
 Registry records arrive as an Arrow table with the contract's columns plus `unique_id`; the
 only reshaping needed is the canonical-name set, stored as text, which Splink compares as an
@@ -17,6 +19,7 @@ from splink import DuckDBAPI
 from linkage.settings import linkage_settings
 
 SET_COLUMNS = ("given_name_canon",)
+ENGINES = ("duckdb", "spark")
 
 
 def duckdb_api(*, memory_limit: str | None = None, threads: int | None = None) -> DuckDBAPI:
@@ -27,6 +30,25 @@ def duckdb_api(*, memory_limit: str | None = None, threads: int | None = None) -
     if threads:
         connection.execute(f"SET threads = {int(threads)}")
     return DuckDBAPI(connection)
+
+
+def engine_api(engine: str | None = None) -> Any:
+    """A Splink backend for `engine` (default CCI_LINK_ENGINE): "duckdb" or "spark".
+
+    Spark is imported only when asked for: `pyspark` is an optional extra.
+    """
+    engine = engine or linkage_settings().link_engine
+    if engine == "duckdb":
+        return duckdb_api()
+    if engine == "spark":
+        from linkage.model.spark import spark_api
+
+        return spark_api()
+    raise ValueError(f"unknown linkage engine {engine!r} (choose from {', '.join(ENGINES)})")
+
+
+def is_spark(db_api: Any) -> bool:
+    return bool(db_api.sql_dialect.sql_dialect_str == "spark")
 
 
 def as_arrays(records: pa.Table) -> pa.Table:
@@ -43,5 +65,10 @@ def as_arrays(records: pa.Table) -> pa.Table:
 
 
 def register_records(db_api: Any, records: pa.Table, name: str) -> Any:
-    """Register registry records with a Splink backend as a SplinkDataFrame."""
+    """Register registry records with a Splink backend as a SplinkDataFrame (on Spark, by way
+    of a Parquet file, so the rows never cross py4j one by one)."""
+    if is_spark(db_api):
+        from linkage.model.spark import register_parquet
+
+        return register_parquet(db_api, as_arrays(records), name)
     return db_api.register(as_arrays(records), table_name=name)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, and_, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, text, update
 
 from linkage.contract import COLUMN_TYPES, ENCODING_COLUMNS
 from linkage.identity.assignment import PriorIdentifier
-from linkage.run import RegistrySnapshot, RunOutcome
+from linkage.model.incremental import PAIR_SCHEMA
+from linkage.run import RegistrySnapshot, RunOutcome, ScoredState, ScoredUpdate
+from linkage.store.bulk import DeferredIndexes, bulk_insert
+from linkage.store.database import hold_event_order, write_transaction
 from linkage.store.models import (
     Assignment,
     Decision,
@@ -20,10 +23,14 @@ from linkage.store.models import (
     LinkageRun,
     Record,
     ReviewItem,
+    ScoredPair,
+    ScoredRecord,
     SourceSystem,
     record_versions,
     utcnow,
 )
+from linkage.store.term_frequencies import FREEZE_LOCK, TermFrequencyTables, load_frequencies
+from linkage.waterfall import count_frequencies
 
 FETCH_ROWS = 50_000
 _ARROW = {"int64": pa.int64(), "int64_set": pa.string(), "text": pa.string(), "bool": pa.bool_()}
@@ -31,63 +38,127 @@ SNAPSHOT_SCHEMA = pa.schema(
     [("unique_id", pa.int64()), ("source_kind", pa.string()), ("sex", pa.string())]
     + [(c.name, _ARROW[COLUMN_TYPES[c.name]]) for c in ENCODING_COLUMNS]
 )
+_PAIR_COLUMNS = ("record_pk_l", "record_pk_r", "match_weight", "match_probability")
 
 
-def _aware(value: datetime) -> datetime:
+def _time(value: datetime | str) -> datetime:
+    """A timestamp as the DB-API returns it (SQLite: text), timezone-aware UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def current_records(connection: Connection) -> Iterator[pa.RecordBatch]:
-    """Current versions of active records, as Arrow batches of SNAPSHOT_SCHEMA."""
+def _driver_rows(connection: Connection, query: Any) -> Iterator[list[tuple[Any, ...]]]:
+    """Rows of `query` in batches, straight from the DB-API cursor: SQLAlchemy's row objects
+    cost more than the database itself on a snapshot of a million records. On PostgreSQL a
+    server-side cursor keeps memory bounded."""
+    sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))
+    driver: Any = connection.connection.driver_connection
+    postgres = connection.dialect.name == "postgresql"
+    cursor = driver.cursor(name="cci_snapshot") if postgres else driver.cursor()
+    try:
+        cursor.execute(sql)
+        while rows := cursor.fetchmany(FETCH_ROWS):
+            yield rows
+    finally:
+        cursor.close()
+
+
+def current_records(connection: Connection) -> Iterator[tuple[pa.RecordBatch, list[int]]]:
+    """Current versions of active records, as Arrow batches of SNAPSHOT_SCHEMA, each with the
+    records' version numbers."""
     v = record_versions.c
     query = (
-        select(Record.id, SourceSystem.kind, v.sex, *(v[c.name] for c in ENCODING_COLUMNS))
+        select(
+            Record.id,
+            SourceSystem.kind,
+            v.sex,
+            *(v[c.name] for c in ENCODING_COLUMNS),
+            Record.current_version,
+        )
         .join(SourceSystem, SourceSystem.id == Record.source_system_id)
         .join(record_versions, and_(v.record_pk == Record.id, v.version == Record.current_version))
         .where(Record.status == "active")
         .order_by(Record.id)
     )
-    result = connection.execution_options(yield_per=FETCH_ROWS).execute(query)
-    for rows in result.partitions():
+    for rows in _driver_rows(connection, query):
         columns = list(zip(*rows, strict=True))
-        yield pa.RecordBatch.from_arrays(
-            [pa.array(col, type=f.type) for col, f in zip(columns, SNAPSHOT_SCHEMA, strict=True)],
+        batch = pa.RecordBatch.from_arrays(
+            [pa.array(col, type=f.type) for col, f in zip(columns, SNAPSHOT_SCHEMA, strict=False)],
             schema=SNAPSHOT_SCHEMA,
         )
+        yield batch, list(columns[-1])
 
 
 def load_snapshot(connection: Connection) -> RegistrySnapshot:
-    batches = list(current_records(connection))
+    batches = []
+    versions: dict[int, int] = {}
+    for batch, numbers in current_records(connection):
+        batches.append(batch)
+        versions.update(zip(batch.column(0).to_pylist(), numbers, strict=True))
     records = pa.Table.from_batches(batches, schema=SNAPSHOT_SCHEMA)
-    prior = dict(
-        connection.execute(
-            select(Assignment.record_pk, Assignment.cci).where(Assignment.ended_at.is_(None))
-        ).all()
+    prior: dict[int, str] = {}
+    current = select(Assignment.record_pk, Assignment.cci).where(Assignment.ended_at.is_(None))
+    for rows in _driver_rows(connection, current):
+        prior.update(rows)
+    identifiers = {}
+    active = select(Identifier.cci, Identifier.created_at, Identifier.nhs_anchored).where(
+        Identifier.status == "active"
     )
-    identifiers = {
-        cci: PriorIdentifier(cci, _aware(created), bool(anchored))
-        for cci, created, anchored in connection.execute(
-            select(Identifier.cci, Identifier.created_at, Identifier.nhs_anchored).where(
-                Identifier.status == "active"
-            )
-        )
-    }
-    must, cannot = [], []
+    for rows in _driver_rows(connection, active):
+        for cci, created, anchored in rows:
+            identifiers[cci] = PriorIdentifier(cci, _time(created), bool(anchored))
+    latest: dict[tuple[int, int], str] = {}  # the latest verdict on a pair stands
     for left, right, verdict in connection.execute(
-        select(Decision.record_pk_l, Decision.record_pk_r, Decision.verdict).order_by(Decision.id)
+        select(Decision.record_pk_l, Decision.record_pk_r, Decision.verdict)
+        .where(Decision.verdict != "unsure")
+        .order_by(Decision.id)
     ):
-        if verdict == "same":
-            must.append((left, right))
-        elif verdict == "different":
-            cannot.append((left, right))
+        latest[(min(left, right), max(left, right))] = verdict
+    must = [pair for pair, verdict in latest.items() if verdict == "same"]
+    cannot = [pair for pair, verdict in latest.items() if verdict == "different"]
     return RegistrySnapshot(
         records=records,
+        versions=versions,
         prior_cci=prior,
         identifiers=identifiers,
         members_when_superseded=_superseded_members(connection),
         must_link=must,
         cannot_link=cannot,
     )
+
+
+def load_scored_state(connection: Connection) -> ScoredState | None:
+    """The pairs kept by earlier runs, if they all came from one model version and the last
+    succeeded run says at which review weight (else None: the next run scores everything)."""
+    summary = connection.scalar(
+        select(LinkageRun.summary)
+        .where(LinkageRun.status == "succeeded")
+        .order_by(LinkageRun.id.desc())
+        .limit(1)
+    )
+    review_weight = (summary or {}).get("review_weight")
+    if review_weight is None:
+        return None
+    versions: dict[int, int] = {}
+    models: set[int] = set()
+    query = select(ScoredRecord.record_pk, ScoredRecord.version, ScoredRecord.model_version)
+    for rows in _driver_rows(connection, query):
+        for record, version, model in rows:
+            versions[record] = version
+            models.add(model)
+    if len(models) != 1:
+        return None
+    columns: list[list[Any]] = [[], [], [], []]
+    pair_query = select(*(ScoredPair.__table__.c[c] for c in _PAIR_COLUMNS))
+    for rows in _driver_rows(connection, pair_query):
+        for column, values in zip(columns, zip(*rows, strict=True), strict=True):
+            column.extend(values)
+    pairs = pa.table(
+        [pa.array(values, type=f.type) for values, f in zip(columns, PAIR_SCHEMA, strict=True)],
+        schema=PAIR_SCHEMA,
+    )
+    return ScoredState(models.pop(), float(review_weight), pairs, versions)
 
 
 def _superseded_members(connection: Connection) -> dict[str, tuple[str, frozenset[int]]]:
@@ -119,6 +190,34 @@ def _superseded_members(connection: Connection) -> dict[str, tuple[str, frozense
     return {cci: (resolve(cci), frozenset(members.get(cci, ()))) for cci in successor}
 
 
+def freeze_snapshot_frequencies(
+    engine: Engine, version: int, columns: Sequence[str], records: pa.Table
+) -> TermFrequencyTables:
+    """The model version's frozen term-frequency tables (`linkage.store.term_frequencies`).
+    When none are frozen yet they are counted from the run's snapshot in Arrow, the same
+    definition as counting the current records in SQL, in a fortieth of the time (2 s of
+    GROUP BY at 180,000 records), and stored as real-time matching stores them."""
+    with write_transaction(engine) as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": FREEZE_LOCK})
+        found = load_frequencies(connection, version)
+        if found is not None:
+            return found
+        tables = count_frequencies(records, columns)
+        rows = [
+            (version, column, str(value), frequency)
+            for column, values in tables.items()
+            for value, frequency in values.items()
+        ]
+        bulk_insert(
+            connection,
+            "model_term_frequencies",
+            ("model_version", "column_name", "value", "frequency"),
+            rows or [(version, "", "", 0.0)],  # the marker of "counted, nothing there"
+        )
+        return dict(tables)
+
+
 def start_run(connection: Connection, model_version: int | None) -> int:
     run_id = connection.scalar(
         insert(LinkageRun)
@@ -130,95 +229,123 @@ def start_run(connection: Connection, model_version: int | None) -> int:
 
 
 def apply_outcome(connection: Connection, run_id: int, outcome: RunOutcome) -> None:
-    """Write identifiers, assignments, events, review items and the run summary (one txn)."""
+    """Write identifiers, assignments, events, review items, kept pairs and the run summary
+    (one transaction). Rows go through the DB-API (COPY on PostgreSQL): SQLAlchemy's
+    executemany of dictionaries cost more than the rest of a run's writing."""
     now = utcnow()
+    stamp = _timestamp(connection, now)
     plan = outcome.plan
     anchored = {
         cci: flag for cci, flag in zip(plan.cci_of_cluster, outcome.nhs_anchored, strict=True)
     }
-    if plan.created:
-        connection.execute(
-            insert(Identifier),
-            [
-                {
-                    "cci": c,
-                    "status": "active",
-                    "nhs_anchored": anchored[c],
-                    "created_at": now,
-                    "changed_at": now,
-                }
-                for c in plan.created
-            ],
-        )
-    live = plan.kept + plan.reinstated
-    if live:
-        connection.execute(
-            update(Identifier)
-            .where(Identifier.cci == bindparam("key"))
-            .values(
-                status="active",
-                successor_cci=None,
-                nhs_anchored=bindparam("anchored"),
-                changed_at=now,
-            ),
-            [{"key": c, "anchored": anchored[c]} for c in live],
-        )
-    if plan.superseded:
-        connection.execute(
-            update(Identifier)
-            .where(Identifier.cci == bindparam("key"))
-            .values(status="superseded", successor_cci=bindparam("successor"), changed_at=now),
-            [{"key": old, "successor": new} for old, new in plan.superseded.items()],
-        )
-    if plan.retired:
-        connection.execute(
-            update(Identifier)
-            .where(Identifier.cci == bindparam("key"))
-            .values(status="retired", changed_at=now),
-            [{"key": c} for c in plan.retired],
-        )
-    if plan.reassigned:
-        ended = [{"key": r} for r, (before, _) in plan.reassigned.items() if before is not None]
-        if ended:
-            connection.execute(
-                update(Assignment)
-                .where(Assignment.record_pk == bindparam("key"), Assignment.ended_at.is_(None))
-                .values(ended_at=now),
-                ended,
-            )
-        connection.execute(
-            insert(Assignment),
-            [
-                {
-                    "record_pk": r,
-                    "cci": after,
-                    "run_id": run_id,
-                    "method": "auto",
-                    "assigned_at": now,
-                }
-                for r, (_, after) in plan.reassigned.items()
-            ],
-        )
+    bulk_insert(
+        connection,
+        "identifiers",
+        ("cci", "status", "nhs_anchored", "created_at", "changed_at"),
+        [(c, "active", anchored[c], stamp, stamp) for c in sorted(plan.created)],  # B-tree order
+    )
+    _execute_many(
+        connection,
+        "UPDATE identifiers SET status = 'active', successor_cci = NULL, nhs_anchored = ?, "
+        "changed_at = ? WHERE cci = ?",
+        [(anchored[c], stamp, c) for c in plan.reinstated]
+        + [(anchored[c], stamp, c) for c in outcome.anchoring_changed],
+    )
+    _execute_many(
+        connection,
+        "UPDATE identifiers SET status = 'superseded', successor_cci = ?, changed_at = ? "
+        "WHERE cci = ?",
+        [(new, stamp, old) for old, new in plan.superseded.items()],
+    )
+    _execute_many(
+        connection,
+        "UPDATE identifiers SET status = 'retired', changed_at = ? WHERE cci = ?",
+        [(stamp, c) for c in plan.retired],
+    )
+    _execute_many(
+        connection,
+        "UPDATE assignments SET ended_at = ? WHERE record_pk = ? AND ended_at IS NULL",
+        [(stamp, r) for r, (before, _) in plan.reassigned.items() if before is not None],
+    )
+    # A first run writes a row per record into each: on SQLite rebuilding their indexes once
+    # costs less than keeping them up row by row (as ingest does for record versions).
+    deferred = [_deferred(Assignment), _deferred(Event)]
+    deferred[0].before_insert(connection, len(plan.reassigned))
+    deferred[1].before_insert(connection, len(plan.events))
+    bulk_insert(
+        connection,
+        "assignments",
+        ("record_pk", "cci", "run_id", "method", "assigned_at"),
+        [(r, after, run_id, "auto", stamp) for r, (_, after) in plan.reassigned.items()],
+    )
     if plan.events:
-        connection.execute(
-            insert(Event),
-            [
-                {
-                    "type": e.type,
-                    "cci": e.cci,
-                    "related_cci": e.related_cci,
-                    "record_pk": e.record,
-                    "run_id": run_id,
-                    "created_at": now,
-                }
-                for e in plan.events
-            ],
+        hold_event_order(connection)
+        bulk_insert(
+            connection,
+            "events",
+            ("type", "cci", "related_cci", "record_pk", "run_id", "created_at"),
+            [(e.type, e.cci, e.related_cci, e.record, run_id, stamp) for e in plan.events],
         )
+    for indexes in deferred:
+        indexes.restore(connection)
     _replace_review_items(connection, run_id, outcome, now)
+    _keep_scored_pairs(connection, outcome.scored)
     connection.execute(
         update(LinkageRun)
         .where(LinkageRun.id == run_id)
         .values(status="succeeded", summary=outcome.stats, finished_at=now)
+    )
+
+
+def _deferred(model: Any) -> DeferredIndexes:
+    table = model.__table__
+    return DeferredIndexes(table, {str(index.name) for index in table.indexes})
+
+
+def _timestamp(connection: Connection, now: datetime) -> Any:
+    """`now` as the DB-API takes it for an `_at` column (SQLite: SQLAlchemy's text form)."""
+    column_type = Identifier.__table__.c.changed_at.type
+    processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
+    return processor(now) if processor else now
+
+
+def _execute_many(connection: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """One statement over many rows through the DB-API cursor (`?` marks; `%s` on psycopg)."""
+    if not rows:
+        return
+    if connection.dialect.name == "postgresql":
+        sql = sql.replace("?", "%s")
+    cursor: Any = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+
+
+def _keep_scored_pairs(connection: Connection, scored: ScoredUpdate) -> None:
+    """Replace (full run) or patch (incremental run) the pairs kept for the next run."""
+    if scored.full:
+        connection.execute(delete(ScoredPair))
+        connection.execute(delete(ScoredRecord))
+    else:
+        stale = [(r,) for r in scored.stale]
+        _execute_many(connection, "DELETE FROM scored_pairs WHERE record_pk_l = ?", stale)
+        _execute_many(connection, "DELETE FROM scored_pairs WHERE record_pk_r = ?", stale)
+        _execute_many(connection, "DELETE FROM scored_records WHERE record_pk = ?", stale)
+    pairs = scored.pairs.sort_by([("unique_id_l", "ascending"), ("unique_id_r", "ascending")])
+    columns = [pairs[c].to_pylist() for c in PAIR_SCHEMA.names]
+    version = scored.model_version
+    bulk_insert(
+        connection,
+        "scored_pairs",
+        (*_PAIR_COLUMNS, "model_version"),
+        [(*row, version) for row in zip(*columns, strict=True)],
+    )
+    bulk_insert(
+        connection,
+        "scored_records",
+        ("record_pk", "version", "model_version"),
+        [(record, number, version) for record, number in sorted(scored.versions)],
     )
 
 
@@ -243,7 +370,9 @@ def _replace_review_items(
             .values(status="obsolete", decided_at=now),
             stale,
         )
-    fresh: list[dict[str, Any]] = [
+    fresh = [p for pair, p in wanted.items() if pair not in open_items]
+    explanations = outcome.explain([(p.record_l, p.record_r) for p in fresh])
+    rows: list[dict[str, Any]] = [
         {
             "record_pk_l": p.record_l,
             "record_pk_r": p.record_r,
@@ -251,12 +380,11 @@ def _replace_review_items(
             "match_weight": p.match_weight,
             "match_probability": p.match_probability,
             "reason": p.reason,
-            "explanation": p.explanation,
+            "explanation": explanation,
             "status": "open",
             "created_at": now,
         }
-        for pair, p in wanted.items()
-        if pair not in open_items
+        for p, explanation in zip(fresh, explanations, strict=True)
     ]
-    if fresh:
-        connection.execute(insert(ReviewItem), fresh)
+    if rows:
+        connection.execute(insert(ReviewItem), rows)

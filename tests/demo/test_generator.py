@@ -4,6 +4,7 @@ hard negatives (twins, siblings) and a second delivery with stable child ids."""
 from __future__ import annotations
 
 import csv
+import random
 from collections import Counter, defaultdict
 from datetime import date
 from pathlib import Path
@@ -24,6 +25,7 @@ from linkage.demo import (
 )
 from linkage.demo import corruptions as c
 from linkage.demo import deliveries as d
+from linkage.demo.identifiers import RecordIds
 from linkage.demo.names import tables
 from linkage.pseudonymise.normalise import (
     normalise_local_id,
@@ -156,8 +158,17 @@ def test_record_ids_look_like_agency_keys_and_hold_no_identifier(
         assert rid[0] == prefixes[row["source_system"]] and rid[1:].isdigit() and len(rid) == 8
         digits = [row["nhs_number"], row["upn"][1:], row["date_of_birth"].replace("-", "")]
         compact_postcode = row["postcode"].replace(" ", "").upper()
-        for value in (*digits, compact_postcode, row["given_name"], row["la_child_id"]):
+        la_serial = row["la_child_id"].rpartition("-")[2]
+        for value in (*digits, compact_postcode, row["given_name"], row["la_child_id"], la_serial):
             assert len(value) < 4 or value not in rid
+
+
+def test_record_ids_skip_keys_that_would_contain_an_identifier() -> None:
+    plain = RecordIds("H", 7, random.Random(1))
+    keys = [plain.next() for _ in range(3)]
+    guarded = RecordIds("H", 7, random.Random(1))
+    assert guarded.next(avoid=("", keys[0][1:5])) == keys[1]  # skipped, never repeated
+    assert guarded.next(avoid=(keys[2][1:],)) != keys[2]
 
 
 # Per-record error rates: (kind, share of records at risk, tolerance factor).
