@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import db, demo, keys, link, pseudonymise, serve
+from cli import clients, db, demo, keys, link, pseudonymise, serve
 
 app = typer.Typer(
     name="cci",
@@ -20,6 +20,7 @@ db.register(app)
 link.register(app)
 demo.register(app)
 serve.register(app)
+clients.register(app)
 
 if __name__ == "__main__":
     app()

@@ -72,3 +72,21 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(
             f"NOTICE: PostgreSQL tests were skipped: no server at {POSTGRES_URL}", yellow=True
         )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _batch_uploads_in_a_temporary_folder(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """Apps built by tests keep batch uploads out of the working directory."""
+    from service.settings import service_settings
+
+    before = os.environ.get("CCI_BATCH_DIR")
+    os.environ["CCI_BATCH_DIR"] = str(tmp_path_factory.mktemp("batch-uploads"))
+    service_settings.cache_clear()
+    yield
+    if before is None:
+        os.environ.pop("CCI_BATCH_DIR", None)
+    else:
+        os.environ["CCI_BATCH_DIR"] = before
+    service_settings.cache_clear()

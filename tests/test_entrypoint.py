@@ -1,4 +1,4 @@
-"""The Docker image's command, run outside Docker: migrate, then serve, then answer /readyz."""
+"""The Docker image's command, run outside Docker: migrate, serve, answer /healthz and /readyz."""
 
 from __future__ import annotations
 
@@ -44,14 +44,19 @@ def test_dockerfile_command_runs_outside_docker(tmp_path: Path) -> None:
         deadline = time.monotonic() + 60
         while True:
             try:
-                response = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
                 break
             except httpx.TransportError:
                 assert process.poll() is None, process.stdout.read().decode()  # type: ignore[union-attr]
                 assert time.monotonic() < deadline, "service did not start"
                 time.sleep(0.3)
-        assert response.status_code == 200 and response.json() == {"status": "ready"}
+        assert response.status_code == 200 and response.json() == {"status": "ok"}
         assert (tmp_path / "cci.db").exists()
+        # Migrated and reachable, but not ready to match until a model is active.
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 503
+        assert ready.headers["content-type"] == "application/problem+json"
+        assert "no active model" in ready.json()["detail"]
     finally:
         process.terminate()
         process.wait(timeout=20)
