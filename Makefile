@@ -15,7 +15,13 @@ $(BIN)/cci: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@touch $@
 
-install: $(BIN)/cci
+# GOV.UK Frontend for the review pages and axe-core for the browser tests, pinned in
+# package-lock.json, installed with the machine's npm (node_modules/ is git-ignored).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+install: $(BIN)/cci node_modules/.package-lock.json
 
 # Main job on the embedded default (SQLite file + DuckDB) over generated demo data:
 # key -> synthetic raw records -> pseudonymise (exit 3: some rows rejected, as planted)
