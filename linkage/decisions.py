@@ -282,9 +282,11 @@ def merge_identifiers(
 
 
 def _serialise(connection: Connection) -> None:
-    """One decision at a time on PostgreSQL (SQLite's write transaction already is)."""
+    """One decision at a time on PostgreSQL (SQLite's write transaction already is), and no
+    run or real-time write between reading the clusters and writing the new ones."""
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DECISION_LOCK})
+        hold_event_order(connection)
 
 
 def _require_active(connection: Connection, ccis: list[str]) -> None:

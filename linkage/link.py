@@ -27,7 +27,7 @@ from linkage.model.realtime import CompiledModel
 from linkage.model.training import MIN_RECORDS_FOR_TRAINING, train_model
 from linkage.run import Thresholds, collector_paused, run_linkage
 from linkage.settings import linkage_settings
-from linkage.store.database import upgrade, write_transaction
+from linkage.store.database import snapshot_transaction, upgrade, write_transaction
 from linkage.store.model_versions import active_model, save_model
 from linkage.store.models import Assignment, LinkageRun, Record, SourceSystem, utcnow
 from linkage.store.registry import (
@@ -141,7 +141,7 @@ def link_registry(
         if stage:
             stage(name)
 
-    with collector_paused(), engine.connect() as connection:
+    with collector_paused(), snapshot_transaction(engine) as connection:
         snapshot = load_snapshot(connection)
     timed("load")
     version, model, source = _choose_model(engine, snapshot.records, stage, link_engine)
@@ -168,7 +168,7 @@ def link_registry(
         outcome.stats["seconds"] = seconds
         clock = time.perf_counter()
         with collector_paused(), write_transaction(engine) as connection:
-            apply_outcome(connection, run_id, outcome)
+            apply_outcome(connection, run_id, outcome, since=snapshot.event_mark)
         timed("write")  # after the summary was stored: only the report carries it
     except BaseException:
         with write_transaction(engine) as connection:

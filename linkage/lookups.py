@@ -151,6 +151,7 @@ def withdraw_record(connection: Connection, source_id: int, record_id: str) -> R
     """Take a record out of linkage (retention ended, erasure): it leaves its cluster, the
     change is an event, and a CCI left with no active record is retired. Its stored versions
     stay for the audit trail until the retention job removes them. Idempotent."""
+    hold_event_order(connection)  # first: the CCI read next stays current until commit
     found = record_status(connection, source_id, record_id)
     if found is None or found.status == "withdrawn":
         return found
@@ -158,7 +159,6 @@ def withdraw_record(connection: Connection, source_id: int, record_id: str) -> R
         select(Record.id).where(Record.source_system_id == source_id, Record.record_id == record_id)
     )
     now = utcnow()
-    hold_event_order(connection)
     connection.execute(
         update(Record).where(Record.id == pk).values(status="withdrawn", updated_at=now)
     )

@@ -322,6 +322,11 @@ class Matcher:
         scored = [(w, c) for w, c in scored if c.record_pk != record_pk] + _score(
             active, mine, [c for c in fresh if c.record_pk != record_pk]
         )
+        if sql.postgresql:
+            # Taken before the candidates' CCIs are read again: a linkage run or a decision
+            # writing at the same time holds it too, so the CCIs read here are still current
+            # (never one superseded by a run that commits in between) when this commits.
+            sql.run(f"SELECT pg_advisory_xact_lock({EVENT_ORDER_LOCK})")
         scored = _current_ccis(sql, scored, self.thresholds.review)
         best: dict[str, tuple[float, _Candidate]] = {}
         for weight, candidate in scored:
@@ -348,8 +353,6 @@ class Matcher:
         top = self._explain(active, mine, ranked[0][1][1]) if ranked else None
 
         now = sql.now
-        if sql.postgresql:
-            sql.run(f"SELECT pg_advisory_xact_lock({EVENT_ORDER_LOCK})")
         if chosen is None:
             chosen = new_cci()
             sql.run(

@@ -68,6 +68,9 @@ class RegistrySnapshot:
     members_when_superseded: dict[str, tuple[str, frozenset[int]]] = field(default_factory=dict)
     must_link: list[tuple[int, int]] = field(default_factory=list)
     cannot_link: list[tuple[int, int]] = field(default_factory=list)
+    #: The newest event cursor when the snapshot was read: what changed after it (real-time
+    #: submissions, withdrawals, decisions) is carried onto the run's result when it is written.
+    event_mark: int = 0
 
 
 @dataclass

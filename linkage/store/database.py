@@ -198,6 +198,18 @@ def current_revision(engine_or_url: Engine | str | None = None) -> str | None:
     return _with_engine(engine_or_url, _current)
 
 
+@contextmanager
+def snapshot_transaction(engine: Engine) -> Iterator[Connection]:
+    """A read transaction whose queries all see one moment of the registry: SQLite's WAL gives
+    that to any transaction; PostgreSQL needs REPEATABLE READ (its default, READ COMMITTED,
+    lets each statement see later commits, so a run's records and assignments could differ)."""
+    options: dict[str, Any] = {}
+    if engine.dialect.name == "postgresql":
+        options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    with engine.connect().execution_options(**options) as connection, connection.begin():
+        yield connection
+
+
 #: Key of the PostgreSQL advisory lock that orders event cursors by commit.
 EVENT_ORDER_LOCK = 0x43434903
 

@@ -7,7 +7,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import Connection, Engine, and_, bindparam, delete, insert, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 
 from linkage.contract import COLUMN_TYPES, ENCODING_COLUMNS
 from linkage.identity.assignment import PriorIdentifier
@@ -91,6 +102,9 @@ def current_records(connection: Connection) -> Iterator[tuple[pa.RecordBatch, li
 
 
 def load_snapshot(connection: Connection) -> RegistrySnapshot:
+    """Read in one snapshot transaction (`snapshot_transaction`), so the records, assignments
+    and event mark all describe the same moment."""
+    mark = connection.scalar(select(func.max(Event.cursor))) or 0
     batches = []
     versions: dict[int, int] = {}
     for batch, numbers in current_records(connection):
@@ -125,6 +139,7 @@ def load_snapshot(connection: Connection) -> RegistrySnapshot:
         members_when_superseded=_superseded_members(connection),
         must_link=must,
         cannot_link=cannot,
+        event_mark=int(mark),
     )
 
 
@@ -228,13 +243,23 @@ def start_run(connection: Connection, model_version: int | None) -> int:
     return int(run_id)
 
 
-def apply_outcome(connection: Connection, run_id: int, outcome: RunOutcome) -> None:
+def apply_outcome(
+    connection: Connection, run_id: int, outcome: RunOutcome, *, since: int | None = None
+) -> None:
     """Write identifiers, assignments, events, review items, kept pairs and the run summary
     (one transaction). Rows go through the DB-API (COPY on PostgreSQL): SQLAlchemy's
-    executemany of dictionaries cost more than the rest of a run's writing."""
+    executemany of dictionaries cost more than the rest of a run's writing.
+
+    `since` is the snapshot's event mark: records that changed after it (the service kept
+    answering while the run scored) are reconciled with the run's result, see `_carry_over`."""
     now = utcnow()
     stamp = _timestamp(connection, now)
     plan = outcome.plan
+    # Held from here to commit: real-time submissions, withdrawals and decisions wait, so none
+    # lands between reading what changed since the snapshot and writing the run's result.
+    hold_event_order(connection)
+    touched = _records_changed_since(connection, since) if since is not None else set()
+    held = _current_ccis(connection, touched)
     anchored = {
         cci: flag for cci, flag in zip(plan.cci_of_cluster, outcome.nhs_anchored, strict=True)
     }
@@ -265,7 +290,11 @@ def apply_outcome(connection: Connection, run_id: int, outcome: RunOutcome) -> N
     _execute_many(
         connection,
         "UPDATE assignments SET ended_at = ? WHERE record_pk = ? AND ended_at IS NULL",
-        [(stamp, r) for r, (before, _) in plan.reassigned.items() if before is not None],
+        [
+            (stamp, r)
+            for r, (before, _) in plan.reassigned.items()
+            if before is not None or r in held  # assigned in real time after the snapshot
+        ],
     )
     # A first run writes a row per record into each: on SQLite rebuilding their indexes once
     # costs less than keeping them up row by row (as ingest does for record versions).
@@ -279,7 +308,6 @@ def apply_outcome(connection: Connection, run_id: int, outcome: RunOutcome) -> N
         [(r, after, run_id, "auto", stamp) for r, (_, after) in plan.reassigned.items()],
     )
     if plan.events:
-        hold_event_order(connection)
         bulk_insert(
             connection,
             "events",
@@ -288,6 +316,8 @@ def apply_outcome(connection: Connection, run_id: int, outcome: RunOutcome) -> N
         )
     for indexes in deferred:
         indexes.restore(connection)
+    if touched:
+        _carry_over(connection, run_id, touched, held, stamp)
     _replace_review_items(connection, run_id, outcome, now)
     _keep_scored_pairs(connection, outcome.scored)
     connection.execute(
@@ -295,6 +325,130 @@ def apply_outcome(connection: Connection, run_id: int, outcome: RunOutcome) -> N
         .where(LinkageRun.id == run_id)
         .values(status="succeeded", summary=outcome.stats, finished_at=now)
     )
+
+
+def _records_changed_since(connection: Connection, mark: int) -> set[int]:
+    """Records that real-time submissions, withdrawals or decisions touched after the mark
+    (each such change writes an event naming its record)."""
+    query = select(Event.record_pk).where(Event.cursor > mark, Event.record_pk.is_not(None))
+    return {int(pk) for pk in connection.scalars(query) if pk is not None}
+
+
+def _current_ccis(connection: Connection, records: set[int]) -> dict[int, str]:
+    pks = sorted(records)
+    found: dict[int, str] = {}
+    for start in range(0, len(pks), 500):
+        query = select(Assignment.record_pk, Assignment.cci).where(
+            Assignment.record_pk.in_(pks[start : start + 500]), Assignment.ended_at.is_(None)
+        )
+        found.update(connection.execute(query).all())
+    return found
+
+
+def _carry_over(
+    connection: Connection, run_id: int, touched: set[int], held: dict[int, str], stamp: Any
+) -> None:
+    """Keep the registry's invariants for the records `touched` while the run was scoring
+    (`held`: the CCIs of those that had one just before the run wrote):
+    - a withdrawn record carries no CCI, even if the run placed it;
+    - a record left on a CCI the run superseded moves to the end of its successor chain;
+    - a CCI the run retired that still holds such a record is active again;
+    - a CCI given in real time that the run emptied (it placed the record elsewhere) is
+      superseded by where its record went, so the agency's copy still resolves.
+    The next run scores these records like any other change."""
+    pks = touched
+    withdrawn = {
+        int(pk)
+        for start in range(0, len(pks), 500)
+        for pk in connection.scalars(
+            select(Record.id).where(
+                Record.id.in_(sorted(pks)[start : start + 500]), Record.status == "withdrawn"
+            )
+        )
+    }
+    current = _current_ccis(connection, pks)
+    _execute_many(
+        connection,
+        "UPDATE assignments SET ended_at = ? WHERE record_pk = ? AND ended_at IS NULL",
+        [(stamp, r) for r in sorted(withdrawn & set(current))],
+    )
+    current = {r: c for r, c in current.items() if r not in withdrawn}
+    status = _statuses(connection, set(current.values()) | set(held.values()))
+    events: list[tuple[Any, ...]] = []
+    revived = sorted({c for c in current.values() if status[c] == "retired"})
+    _execute_many(
+        connection,
+        "UPDATE identifiers SET status = 'active', changed_at = ? WHERE cci = ?",
+        [(stamp, cci) for cci in revived],
+    )
+    events += [("reinstated", cci, None, None, run_id, stamp) for cci in revived]
+    moves = [
+        (r, cci, _successor(connection, cci))
+        for r, cci in sorted(current.items())
+        if status[cci] == "superseded"
+    ]
+    _execute_many(
+        connection,
+        "UPDATE assignments SET ended_at = ? WHERE record_pk = ? AND ended_at IS NULL",
+        [(stamp, r) for r, _, _ in moves],
+    )
+    _execute_many(
+        connection,
+        "INSERT INTO assignments (record_pk, cci, run_id, method, assigned_at) "
+        "VALUES (?, ?, ?, 'auto', ?)",
+        [(r, after, run_id, stamp) for r, _, after in moves],
+    )
+    events += [("reassigned", after, before, r, run_id, stamp) for r, before, after in moves]
+    current.update((r, after) for r, _, after in moves)
+    emptied = {c for c in set(held.values()) - set(current.values()) if status[c] == "active"}
+    still_held = set(
+        connection.scalars(
+            select(Assignment.cci)
+            .where(Assignment.cci.in_(emptied), Assignment.ended_at.is_(None))
+            .distinct()
+        )
+    )
+    for cci in sorted(emptied - still_held):
+        went = sorted(current[r] for r, c in held.items() if c == cci and r in current)
+        if went:
+            _execute_many(
+                connection,
+                "UPDATE identifiers SET status = 'superseded', successor_cci = ?, changed_at = ? "
+                "WHERE cci = ?",
+                [(went[0], stamp, cci)],
+            )
+            events.append(("superseded", cci, went[0], None, run_id, stamp))
+        else:
+            _execute_many(
+                connection,
+                "UPDATE identifiers SET status = 'retired', changed_at = ? WHERE cci = ?",
+                [(stamp, cci)],
+            )
+            events.append(("retired", cci, None, None, run_id, stamp))
+    _execute_many(
+        connection,
+        "INSERT INTO events (type, cci, related_cci, record_pk, run_id, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        events,
+    )
+
+
+def _statuses(connection: Connection, ccis: set[str]) -> dict[str, str]:
+    query = select(Identifier.cci, Identifier.status).where(Identifier.cci.in_(sorted(ccis)))
+    return {cci: status for cci, status in connection.execute(query).tuples()}
+
+
+def _successor(connection: Connection, cci: str) -> str:
+    """The active CCI at the end of a superseded CCI's successor chain."""
+    seen = {cci}
+    while True:
+        row = connection.execute(
+            select(Identifier.status, Identifier.successor_cci).where(Identifier.cci == cci)
+        ).one()
+        if row.status != "superseded" or row.successor_cci is None or row.successor_cci in seen:
+            return cci
+        cci = row.successor_cci
+        seen.add(cci)
 
 
 def _deferred(model: Any) -> DeferredIndexes:
