@@ -29,4 +29,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz')"
 # The same two commands CI runs outside Docker (see tests/test_entrypoint.py). With more than
 # one worker, set CCI_SESSION_SECRET so that review-page sessions hold across workers.
-CMD ["sh", "-c", "cci db upgrade && cci serve --host 0.0.0.0 --port 8000"]
+CMD ["sh", "-c", "cci db upgrade && exec cci serve --host 0.0.0.0 --port 8000"]

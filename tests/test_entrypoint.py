@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).parents[1]
 
@@ -39,6 +41,7 @@ def test_dockerfile_command_runs_outside_docker(tmp_path: Path) -> None:
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: nothing outlives the test
     )
     try:
         deadline = time.monotonic() + 60
@@ -57,8 +60,15 @@ def test_dockerfile_command_runs_outside_docker(tmp_path: Path) -> None:
         assert ready.status_code == 503
         assert ready.headers["content-type"] == "application/problem+json"
         assert "no active model" in ready.json()["detail"]
-    finally:
+        # `exec` in the command: the shell became the server, so a stop signal reaches it.
+        assert process.poll() is None
         process.terminate()
         process.wait(timeout=20)
+        with pytest.raises(httpx.TransportError):  # the server went with it, not orphaned
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)
         if process.stdout:
             process.stdout.close()
