@@ -67,7 +67,7 @@ def create_app(database_url: str | None = None) -> FastAPI:
     app.state.batch_dir = settings.batch_dir.resolve()
     problems.install(app)
 
-    app.add_middleware(ApiKeyMiddleware, engine=engine)
+    app.add_middleware(ApiKeyMiddleware, engine=engine, cache_seconds=settings.auth_cache_seconds)
     app.add_middleware(
         BodyLimitMiddleware,
         json_limit=settings.max_request_bytes,

@@ -6,6 +6,7 @@ Authentication is ASGI middleware, so it runs before FastAPI reads the body: any
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import Depends, Request
@@ -13,7 +14,7 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from linkage.store.clients import Client, authenticate
+from linkage.store.clients import Client, authenticate, hash_key
 from service.problems import Problem, problem
 
 PROTECTED_PREFIX = "/v1/"
@@ -29,20 +30,40 @@ def api_key_from(headers: dict[bytes, bytes]) -> str | None:
 
 
 class ApiKeyMiddleware:
-    def __init__(self, app: ASGIApp, engine: Engine) -> None:
+    """Live keys found in the store are remembered for `cache_seconds` (keyed by their hash),
+    which spares a query and a thread hop per request; unknown keys are always looked up."""
+
+    def __init__(self, app: ASGIApp, engine: Engine, cache_seconds: float = 0.0) -> None:
         self.app = app
         self.engine = engine
+        self.cache_seconds = cache_seconds
+        self._known: dict[str, tuple[float, Client]] = {}
 
     def _lookup(self, key: str) -> Client | None:
         with self.engine.connect() as connection:
             return authenticate(connection, key)
+
+    async def _client(self, key: str) -> Client | None:
+        digest = hash_key(key)
+        now = time.monotonic()
+        known = self._known.get(digest)
+        if known is not None and known[0] > now:
+            return known[1]
+        client = await run_in_threadpool(self._lookup, key)
+        if client is None:
+            self._known.pop(digest, None)
+        elif self.cache_seconds > 0:
+            if len(self._known) > 10_000:  # keys are few; never let junk grow it unbounded
+                self._known.clear()
+            self._known[digest] = (now + self.cache_seconds, client)
+        return client
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIX):
             await self.app(scope, receive, send)
             return
         key = api_key_from(dict(scope["headers"]))
-        client = await run_in_threadpool(self._lookup, key) if key else None
+        client = await self._client(key) if key else None
         if client is None:
             detail = "an API key is required" if key is None else "the API key is not valid"
             await problem(401, detail, kind="unauthenticated")(scope, receive, send)

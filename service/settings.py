@@ -19,6 +19,9 @@ class ServiceSettings(BaseSettings):
     batch_dir: Path = Path("cci-batches")
     #: Largest page of the change feed.
     max_feed_page: int = 1000
+    #: How long a worker trusts a key it has checked (seconds): a revoked key stops working
+    #: within this time. 0 checks the store on every request.
+    auth_cache_seconds: float = 5.0
 
 
 @lru_cache

@@ -11,6 +11,7 @@ from cli.main import app as cli
 from linkage.store import make_engine
 from linkage.store.database import write_transaction
 from linkage.store.models import AuditEntry, LinkageRun
+from service.settings import service_settings
 from tests.service.conftest import LiveService
 
 
@@ -80,4 +81,8 @@ def test_clients_cli_create_list_revoke(live_sqlite: LiveService) -> None:
 
     revoked = runner.invoke(cli, ["clients", "revoke", client_id, *url])
     assert revoked.exit_code == 0
-    assert http.get("/v1/events").status_code == 401
+    # Workers trust a checked key for CCI_AUTH_CACHE_SECONDS (5 s by default), no longer.
+    deadline = time.monotonic() + service_settings().auth_cache_seconds + 2
+    while (status := http.get("/v1/events").status_code) == 200 and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert status == 401
