@@ -42,6 +42,7 @@ from linkage.store.models import (
     record_versions,
     utcnow,
 )
+from linkage.twins import TwinRule
 
 VERDICTS = ("same", "different", "unsure")
 #: Key of the PostgreSQL advisory lock that serialises decisions (any constant unique to it).
@@ -375,7 +376,13 @@ def _recluster(
         if m.source_kind == "health" and m.row.get("nhs_number_enc") is not None
     }
     clusters = cluster_records(
-        sorted(members), links, health_nhs=health_nhs, must_link=must, cannot_link=cannot
+        sorted(members),
+        links,
+        health_nhs=health_nhs,
+        must_link=must,
+        cannot_link=cannot,
+        conflict_key={pk: m.row.get("dob_tok") for pk, m in members.items()},
+        conflicts=TwinRule.of_rows({pk: m.row for pk, m in members.items()}),
     ).clusters
     # Where a CCI's records end up split evenly, it stays with the records that carried it
     # longest (the stable-identifier rules break such ties by cluster order), so undoing a

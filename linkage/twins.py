@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -42,6 +43,14 @@ class TwinRule:
         self.values = {c: records[c].to_pylist() for c in sorted(columns)}
         self.given_tok = self.values["given_name_tok"]
         self.rows: dict[tuple[int, bool], dict[str, Any]] = {}
+
+    @classmethod
+    def of_rows(cls, rows: Mapping[int, Mapping[str, Any]]) -> TwinRule:
+        """The rule over a few records given as rows (a decision's re-clustering)."""
+        columns = {"family_name_tok", "family_name_dm", *cls.IDENTIFIERS, *SWAPPED.values()}
+        columns |= set(cls.GIVEN.columns)
+        table = [{"unique_id": pk} | {c: row.get(c) for c in columns} for pk, row in rows.items()]
+        return cls(pa.Table.from_pylist(table))
 
     def _row(self, i: int, swapped: bool = False) -> dict[str, Any]:
         row = self.rows.get((i, swapped))
