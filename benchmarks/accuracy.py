@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,10 @@ from linkage.link import link_registry, write_assignments
 from linkage.model.backend import duckdb_api
 from linkage.pseudonymise import generate_key, pseudonymise_file
 from linkage.pseudonymise.normalise import normalise_name, normalise_nhs_number, normalise_postcode
+from linkage.run import Thresholds
 from linkage.settings import linkage_settings
-from linkage.store import ingest_files, make_engine
+from linkage.store import ingest_files, make_engine, write_transaction
+from linkage.store.model_versions import active_model, save_model
 
 SWEEP = (4, 6, 8, 10, 12, 14, 16, 18, 20)
 
@@ -228,6 +230,31 @@ class Compared:
     splink_seconds: float
     model_source: str
     engine: Any
+    #: The service re-linked at each other auto-link weight of the sweep (same model).
+    service_by_threshold: dict[int, dict[str, str]] = field(default_factory=dict)
+
+
+def service_sweep(folder: Path, engine: Any) -> dict[int, dict[str, str]]:
+    """The service at every auto-link weight of SWEEP, as plain Splink is shown: each a fresh
+    registry with the same pseudonymised records and the first registry's model."""
+    with engine.connect() as connection:
+        settings = active_model(connection)
+    assert settings is not None
+    review = linkage_settings().review_weight
+    found = {}
+    for threshold in SWEEP:
+        other = make_engine(f"sqlite:///{folder / f'sweep-{threshold}.db'}")
+        ingest_files(other, [folder / "pseudo.csv"])
+        with write_transaction(other) as connection:
+            save_model(connection, settings[1], {"source": "accuracy sweep"})
+        link_registry(other, thresholds=Thresholds(threshold, min(review, threshold)))
+        write_assignments(other, folder / f"sweep-{threshold}.csv")
+        other.dispose()
+        found[threshold] = {
+            f"{r['source_system']}|{r['record_id']}": r["cci"]
+            for r in read_csv(folder / f"sweep-{threshold}.csv")
+        }
+    return found
 
 
 def compare(folder: Path, key: Any, truth: dict[str, str]) -> Compared:
@@ -264,6 +291,7 @@ def compare(folder: Path, key: Any, truth: dict[str, str]) -> Compared:
         splink_seconds,
         report.model_source,
         engine,
+        service_sweep(folder, engine),
     )
 
 
@@ -275,15 +303,19 @@ def print_table(compared: Compared, twins: Callable[[dict[str, Any]], int] | Non
         f"{scores(compared.service, compared.truth)}{extra(compared.service)}; "
         f"ingest+link {compared.service_seconds:.0f} s; model: {compared.model_source}"
     )
-    best = max(SWEEP, key=lambda t: accuracy(compared.plain_by_threshold[t], compared.truth).f1)
-    for threshold in SWEEP:
-        plain = compared.plain_by_threshold[threshold]
-        marker = " <- auto-link weight" if threshold == auto else ""
-        marker += " <- best F1" if threshold == best else ""
-        print(
-            f"  plain Splink, clear, weight {threshold:>2}: {scores(plain, compared.truth)}"
-            f"{extra(plain)}{marker}"
-        )
+    for name, by_threshold in (
+        ("service, pseudonymised", compared.service_by_threshold),
+        ("plain Splink, clear", compared.plain_by_threshold),
+    ):
+        best = max(SWEEP, key=lambda t: accuracy(by_threshold[t], compared.truth).f1)
+        for threshold in SWEEP:
+            found = by_threshold[threshold]
+            marker = " <- auto-link weight" if threshold == auto else ""
+            marker += " <- best F1" if threshold == best else ""
+            print(
+                f"  {name}, weight {threshold:>2}: {scores(found, compared.truth)}"
+                f"{extra(found)}{marker}"
+            )
     print(f"  plain Splink train+predict {compared.splink_seconds:.0f} s")
 
 
