@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, select
 from linkage.contract import ENCODING_COLUMNS, ENCODING_VERSION, PSEUDONYMISED_REQUIRED
 from linkage.errors import CCIError, UnknownKeyError, UnusableInputError
 from linkage.identity.cci import new_cci
-from linkage.model.realtime import CompiledModel, PairScore, probability
+from linkage.model.realtime import CompiledModel, PairScore, explanation, probability
 from linkage.model.settings import BLOCKING_RULES
 from linkage.run import Thresholds
 from linkage.settings import linkage_settings
@@ -143,24 +143,6 @@ def grade(weight: float | None, thresholds: Thresholds) -> str | None:
     if weight >= thresholds.review:
         return "probable" if probability(weight) >= 0.5 else "possible"
     return "certainly-not"
-
-
-def explanation(score: PairScore) -> dict[str, Any]:
-    """The waterfall of a pair, in the shape batch runs store on review items."""
-    return {
-        "prior_probability": probability(score.prior_weight),
-        "match_weight": score.match_weight,
-        "parts": [
-            {
-                "comparison": p.comparison,
-                "level": p.level,
-                "label": p.label,
-                "match_weight": p.match_weight,
-                "tf_adjustment": p.tf_adjustment,
-            }
-            for p in score.parts
-        ],
-    }
 
 
 @dataclass

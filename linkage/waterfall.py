@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from linkage.model.backend import as_arrays
-from linkage.model.realtime import CompiledModel, TermFrequencies, probability
+from linkage.model.realtime import CompiledModel, TermFrequencies, explanation
 
 
 class Explainer:
@@ -34,23 +34,7 @@ class Explainer:
         rows = {row["unique_id"]: row for row in self.records.filter(mask).to_pylist()}
         explained = []
         for a, b in pairs:
-            score = compiled.score(rows[a], rows[b], frequencies)
-            explained.append(
-                {
-                    "prior_probability": probability(score.prior_weight),
-                    "match_weight": score.match_weight,
-                    "parts": [
-                        {
-                            "comparison": p.comparison,
-                            "level": p.level,
-                            "label": p.label,
-                            "match_weight": p.match_weight,
-                            "tf_adjustment": p.tf_adjustment,
-                        }
-                        for p in score.parts
-                    ],
-                }
-            )
+            explained.append(explanation(compiled.score(rows[a], rows[b], frequencies)))
         return explained
 
 

@@ -161,3 +161,21 @@ def term_frequencies(
         total = sum(counts.values())
         tables[column] = {value: count / total for value, count in counts.items()}
     return tables
+
+
+def explanation(score: PairScore) -> dict[str, Any]:
+    """The waterfall of a pair, in the shape batch runs store on review items."""
+    return {
+        "prior_probability": probability(score.prior_weight),
+        "match_weight": score.match_weight,
+        "parts": [
+            {
+                "comparison": p.comparison,
+                "level": p.level,
+                "label": p.label,
+                "match_weight": p.match_weight,
+                "tf_adjustment": p.tf_adjustment,
+            }
+            for p in score.parts
+        ],
+    }
