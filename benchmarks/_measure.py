@@ -10,19 +10,22 @@ from collections.abc import Callable
 from typing import Any
 
 
+def _timed(function: Callable[..., Any], *args: Any) -> tuple[float, float, Any]:
+    started = time.perf_counter()
+    result = function(*args)
+    seconds = time.perf_counter() - started
+    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, result
+
+
 def _child(queue: Any, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
     try:
-        started = time.perf_counter()
-        result = function(*args)
-        seconds = time.perf_counter() - started
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        queue.put(("ok", (seconds, peak_mib, result)))
+        queue.put(("ok", function(*args)))
     except BaseException:  # report any failure instead of leaving the parent waiting
         queue.put(("error", traceback.format_exc()))
 
 
-def measure(function: Callable[..., Any], *args: Any) -> tuple[float, float, Any]:
-    """(seconds, peak RSS MiB, result) of function(*args) in a fresh (spawned) process.
+def spawned(function: Callable[..., Any], *args: Any) -> Any:
+    """function(*args) in a fresh (spawned) process; its exception's traceback if it fails.
 
     Spawned, not forked: pyarrow and database drivers hold threads that do not survive fork.
     """
@@ -34,4 +37,9 @@ def measure(function: Callable[..., Any], *args: Any) -> tuple[float, float, Any
     process.join()
     if status != "ok":
         raise RuntimeError(f"benchmark step failed:\n{payload}")
-    return payload  # type: ignore[no-any-return]
+    return payload
+
+
+def measure(function: Callable[..., Any], *args: Any) -> tuple[float, float, Any]:
+    """(seconds, peak RSS MiB, result) of function(*args) in a fresh (spawned) process."""
+    return spawned(_timed, function, *args)  # type: ignore[no-any-return]

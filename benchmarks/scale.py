@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
 import tempfile
 import threading
 import time
-import traceback
 from pathlib import Path
 from typing import Any
+
+from _measure import spawned
 
 RECORDS_PER_CHILD = 1.79  # what linkage.demo makes (560,000 children -> ~1,000,000 records)
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -130,26 +130,6 @@ def run_engine(engine_name: str, pseudo: str, folder: str) -> dict[str, Any]:
     }
 
 
-def _child(queue: Any, args: tuple[Any, ...]) -> None:
-    try:
-        queue.put(("ok", run_engine(*args)))
-    except BaseException:
-        queue.put(("error", traceback.format_exc()))
-
-
-def measure(*args: Any) -> dict[str, Any]:
-    """run_engine in a spawned process (not forked: pyarrow, DuckDB and py4j hold threads)."""
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_child, args=(queue, args))
-    process.start()
-    status, payload = queue.get()
-    process.join()
-    if status != "ok":
-        raise RuntimeError(f"{args[0]} failed:\n{payload}")
-    return payload  # type: ignore[no-any-return]
-
-
 def plot(results: list[dict[str, Any]], path: Path) -> None:
     import matplotlib
 
@@ -210,7 +190,7 @@ def main() -> None:
                 f"{size:,} records generated in {time.perf_counter() - started:.0f} s", flush=True
             )
             for engine_name in args.engines.split(","):
-                result = measure(engine_name, str(pseudo), tmp)
+                result = spawned(run_engine, engine_name, str(pseudo), tmp)
                 result["target"] = size
                 print(json.dumps(result), flush=True)
                 results = [
