@@ -93,12 +93,16 @@ class PopulationBuilder:
         )
 
     def child(self, home: Household, born: date, avoid: set[str]) -> Child:
-        """A child of `home` born on `born` whose given name differs from `avoid` (siblings)."""
+        """A child of `home` born on `born` whose given name differs from `avoid` (siblings'),
+        also as a recorded variant: parents do not call twins Aisha and Ayesha."""
         rng = self.rng
         roll = rng.random()
         sex = "U" if roll < 0.001 else ("F" if roll < 0.489 else "M")
+        variants = self.tables.variants
         given = self.tables.given_name(rng, home.tradition, sex)
-        while given in avoid:
+        while given in avoid or any(
+            given in variants.get(name, ()) or name in variants.get(given, ()) for name in avoid
+        ):
             given = self.tables.given_name(rng, home.tradition, sex)
         avoid.add(given)
         middle = ""
