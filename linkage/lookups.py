@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
 
 from linkage.store.database import hold_event_order
+from linkage.store.identifiers import follow_successors
 from linkage.store.models import (
     Assignment,
     Event,
@@ -24,9 +25,6 @@ from linkage.store.models import (
     record_versions,
     utcnow,
 )
-
-#: How far a chain of superseded CCIs is followed (merges of merges) before giving up.
-MAX_SUCCESSION = 64
 
 
 @dataclass(frozen=True)
@@ -86,21 +84,11 @@ def identifier_status(connection: Connection, cci: str) -> IdentifierStatus | No
     row = connection.execute(select(Identifier).where(Identifier.cci == cci)).first()
     if row is None:
         return None
-    resolved: str | None = row.cci
-    status, successor = row.status, row.successor_cci
-    for _ in range(MAX_SUCCESSION):
-        if status != "superseded" or successor is None:
-            break
-        resolved = successor
-        status, successor = connection.execute(
-            select(Identifier.status, Identifier.successor_cci).where(Identifier.cci == successor)
-        ).one()
-    if status != "active":
-        resolved = None
+    end, status = follow_successors(connection, row.cci, row.status, row.successor_cci)
     return IdentifierStatus(
         row.cci,
         row.status,
-        resolved,
+        end if status == "active" else None,
         row.successor_cci,
         bool(row.nhs_anchored),
         row.created_at,

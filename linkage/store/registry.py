@@ -25,6 +25,7 @@ from linkage.model.incremental import PAIR_SCHEMA
 from linkage.run import RegistrySnapshot, RunOutcome, ScoredState, ScoredUpdate
 from linkage.store.bulk import DeferredIndexes, bulk_insert
 from linkage.store.database import hold_event_order
+from linkage.store.identifiers import follow_successors
 from linkage.store.models import (
     Assignment,
     Decision,
@@ -43,6 +44,8 @@ from linkage.store.term_frequencies import TermFrequencyTables, freeze_frequenci
 from linkage.waterfall import count_frequencies
 
 FETCH_ROWS = 50_000
+#: Ends a record's current assignment (it gets another, or none if withdrawn).
+_END_ASSIGNMENT = "UPDATE assignments SET ended_at = ? WHERE record_pk = ? AND ended_at IS NULL"
 _ARROW = {"int64": pa.int64(), "int64_set": pa.string(), "text": pa.string(), "bool": pa.bool_()}
 SNAPSHOT_SCHEMA = pa.schema(
     [("unique_id", pa.int64()), ("source_kind", pa.string()), ("sex", pa.string())]
@@ -270,7 +273,7 @@ def apply_outcome(
     )
     _execute_many(
         connection,
-        "UPDATE assignments SET ended_at = ? WHERE record_pk = ? AND ended_at IS NULL",
+        _END_ASSIGNMENT,
         [
             (stamp, r)
             for r, (before, _) in plan.reassigned.items()
@@ -315,12 +318,18 @@ def _records_changed_since(connection: Connection, mark: int) -> set[int]:
     return {int(pk) for pk in connection.scalars(query) if pk is not None}
 
 
+def _chunks(pks: set[int], size: int = 500) -> Iterator[list[int]]:
+    """Record keys in slices small enough for an IN list on every database."""
+    ordered = sorted(pks)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
 def _current_ccis(connection: Connection, records: set[int]) -> dict[int, str]:
-    pks = sorted(records)
     found: dict[int, str] = {}
-    for start in range(0, len(pks), 500):
+    for chunk in _chunks(records):
         query = select(Assignment.record_pk, Assignment.cci).where(
-            Assignment.record_pk.in_(pks[start : start + 500]), Assignment.ended_at.is_(None)
+            Assignment.record_pk.in_(chunk), Assignment.ended_at.is_(None)
         )
         found.update(connection.execute(query).all())
     return found
@@ -337,26 +346,20 @@ def _carry_over(
     - a CCI given in real time that the run emptied (it placed the record elsewhere) is
       superseded by where its record went, so the agency's copy still resolves.
     The next run scores these records like any other change."""
-    pks = touched
     withdrawn = {
         int(pk)
-        for start in range(0, len(pks), 500)
+        for chunk in _chunks(touched)
         for pk in connection.scalars(
-            select(Record.id).where(
-                Record.id.in_(sorted(pks)[start : start + 500]), Record.status == "withdrawn"
-            )
+            select(Record.id).where(Record.id.in_(chunk), Record.status == "withdrawn")
         )
     }
-    current = _current_ccis(connection, pks)
-    _execute_many(
-        connection,
-        "UPDATE assignments SET ended_at = ? WHERE record_pk = ? AND ended_at IS NULL",
-        [(stamp, r) for r in sorted(withdrawn & set(current))],
-    )
+    current = _current_ccis(connection, touched)
+    ended = sorted(withdrawn & set(current))
+    _execute_many(connection, _END_ASSIGNMENT, [(stamp, r) for r in ended])
     current = {r: c for r, c in current.items() if r not in withdrawn}
-    status = _statuses(connection, set(current.values()) | set(held.values()))
+    state = _states(connection, set(current.values()) | set(held.values()))
     events: list[tuple[Any, ...]] = []
-    revived = sorted({c for c in current.values() if status[c] == "retired"})
+    revived = sorted({c for c in current.values() if state[c][0] == "retired"})
     _execute_many(
         connection,
         "UPDATE identifiers SET status = 'active', changed_at = ? WHERE cci = ?",
@@ -364,15 +367,11 @@ def _carry_over(
     )
     events += [("reinstated", cci, None, None, run_id, stamp) for cci in revived]
     moves = [
-        (r, cci, _successor(connection, cci))
+        (r, cci, follow_successors(connection, cci, *state[cci])[0])
         for r, cci in sorted(current.items())
-        if status[cci] == "superseded"
+        if state[cci][0] == "superseded"
     ]
-    _execute_many(
-        connection,
-        "UPDATE assignments SET ended_at = ? WHERE record_pk = ? AND ended_at IS NULL",
-        [(stamp, r) for r, _, _ in moves],
-    )
+    _execute_many(connection, _END_ASSIGNMENT, [(stamp, r) for r, _, _ in moves])
     _execute_many(
         connection,
         "INSERT INTO assignments (record_pk, cci, run_id, method, assigned_at) "
@@ -381,7 +380,7 @@ def _carry_over(
     )
     events += [("reassigned", after, before, r, run_id, stamp) for r, before, after in moves]
     current.update((r, after) for r, _, after in moves)
-    emptied = {c for c in set(held.values()) - set(current.values()) if status[c] == "active"}
+    emptied = {c for c in set(held.values()) - set(current.values()) if state[c][0] == "active"}
     still_held = set(
         connection.scalars(
             select(Assignment.cci)
@@ -414,22 +413,12 @@ def _carry_over(
     )
 
 
-def _statuses(connection: Connection, ccis: set[str]) -> dict[str, str]:
-    query = select(Identifier.cci, Identifier.status).where(Identifier.cci.in_(sorted(ccis)))
-    return {cci: status for cci, status in connection.execute(query).tuples()}
-
-
-def _successor(connection: Connection, cci: str) -> str:
-    """The active CCI at the end of a superseded CCI's successor chain."""
-    seen = {cci}
-    while True:
-        row = connection.execute(
-            select(Identifier.status, Identifier.successor_cci).where(Identifier.cci == cci)
-        ).one()
-        if row.status != "superseded" or row.successor_cci is None or row.successor_cci in seen:
-            return cci
-        cci = row.successor_cci
-        seen.add(cci)
+def _states(connection: Connection, ccis: set[str]) -> dict[str, tuple[str, str | None]]:
+    """Each CCI's status and successor."""
+    query = select(Identifier.cci, Identifier.status, Identifier.successor_cci).where(
+        Identifier.cci.in_(sorted(ccis))
+    )
+    return {cci: (status, successor) for cci, status, successor in connection.execute(query)}
 
 
 def _deferred(model: Any) -> DeferredIndexes:
