@@ -31,6 +31,7 @@ import pyarrow as pa
 import splink.comparison_library as cl
 from splink import Linker, SettingsCreator, block_on
 
+from linkage.contract import RAW_COLUMNS
 from linkage.demo import DEFAULT_TODAY, population, write_delivery
 from linkage.evaluation import accuracy
 from linkage.identity.clustering import cluster_records
@@ -142,20 +143,6 @@ def twins_merged(
     return merged
 
 
-RAW_COLUMNS = (
-    "source_system",
-    "record_id",
-    "given_name",
-    "family_name",
-    "date_of_birth",
-    "nhs_number",
-    "upn",
-    "la_child_id",
-    "middle_names",
-    "sex",
-    "postcode",
-    "restricted",
-)
 #: Postcode areas FEBRL4's 4-digit postcodes are spread over (thousands digit -> area).
 AREAS = ("LS", "BD", "HX", "WF", "HD", "YO", "HG", "DN", "S", "M")
 UNIT_LETTERS = "ABDEFGHJLN"
