@@ -228,7 +228,7 @@ class Matcher:
             if sql.postgresql:
                 for key in blocking_key_hashes(record):
                     sql.run("SELECT pg_advisory_xact_lock(?)", (key,))
-            match = self._submit(sql, record, active, scored, seen)
+            match = self._submit(sql, record, mine, active, scored, seen)
             sql.run(
                 "INSERT INTO audit_log (actor, action, target, detail, at) VALUES (?, ?, ?, ?, ?)",
                 (
@@ -278,6 +278,7 @@ class Matcher:
         self,
         sql: _Sql,
         record: Mapping[str, Any],
+        mine: dict[str, Any],
         active: _ActiveModel,
         scored: list[tuple[float, _Candidate]],
         seen: int,
@@ -299,7 +300,6 @@ class Matcher:
                 active.version,
             )
 
-        mine = as_scorable(record)
         fresh = _candidates(sql, record, after=seen)
         scored = [(w, c) for w, c in scored if c.record_pk != record_pk] + _score(
             active, mine, [c for c in fresh if c.record_pk != record_pk]
