@@ -11,7 +11,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import ColumnElement, Connection, insert, select, update
 
 from linkage.errors import CCIError
 from linkage.store.models import ApiClient, SourceSystem, api_client_sources, utcnow
@@ -93,9 +93,18 @@ def _sources(connection: Connection, client_id: int) -> dict[str, int]:
 
 def authenticate(connection: Connection, key: str) -> Client | None:
     """The live client holding `key`, or None (unknown or revoked)."""
+    return _live(connection, ApiClient.key_hash == hash_key(key))
+
+
+def live_client(connection: Connection, client_id: int) -> Client | None:
+    """The client with this id while its key is live (a signed-in session's), else None."""
+    return _live(connection, ApiClient.id == client_id)
+
+
+def _live(connection: Connection, which: ColumnElement[bool]) -> Client | None:
     row = connection.execute(
         select(ApiClient.id, ApiClient.name, ApiClient.scopes, ApiClient.created_at).where(
-            ApiClient.key_hash == hash_key(key), ApiClient.revoked_at.is_(None)
+            which, ApiClient.revoked_at.is_(None)
         )
     ).first()
     if row is None:

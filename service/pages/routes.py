@@ -14,13 +14,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from starlette.middleware.sessions import SessionMiddleware
 
+from linkage.decisions import VERDICTS
 from linkage.errors import CCIError
 from linkage.reviews import quality
-from linkage.store.clients import Client, authenticate
-from linkage.store.models import ApiClient, SourceSystem, api_client_sources
+from linkage.store.clients import Client, authenticate, live_client
 from service.pages import charts
 from service.problems import Problem
 from service.routes import reviews as api
@@ -73,20 +73,11 @@ def signed_in(request: Request) -> Client:
         raise SignedOut
     engine: Engine = request.app.state.engine
     with engine.connect() as connection:
-        row = connection.execute(
-            select(ApiClient).where(ApiClient.id == client_id, ApiClient.revoked_at.is_(None))
-        ).first()
-        sources = dict(
-            connection.execute(
-                select(SourceSystem.code, SourceSystem.id)
-                .join(api_client_sources, api_client_sources.c.source_system_id == SourceSystem.id)
-                .where(api_client_sources.c.client_id == client_id)
-            ).all()
-        )
-    if row is None or "review" not in row.scopes:
+        client = live_client(connection, client_id)
+    if client is None or "review" not in client.scopes:
         request.session.clear()
         raise SignedOut
-    return Client(row.id, row.name, frozenset(row.scopes), sources, row.created_at)
+    return client
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
@@ -175,11 +166,16 @@ def queue_page(
 
 @router.get("/pairs/{item_id}", response_class=HTMLResponse)
 def pair_page(request: Request, item_id: int) -> HTMLResponse:
-    client = signed_in(request)
+    return _pair(request, signed_in(request), item_id)
+
+
+def _pair(
+    request: Request, client: Client, item_id: int, status: int = 200, **context: Any
+) -> HTMLResponse:
     with request.app.state.engine.connect() as connection:
         pair = api.load_pair(connection, client, item_id)
     chart = charts.waterfall(pair.prior_probability, [p.model_dump() for p in pair.parts])
-    return render(request, "pair.html", pair=pair, chart=chart)
+    return render(request, "pair.html", status, pair=pair, chart=chart, **context)
 
 
 @router.post("/pairs/{item_id}/decision")
@@ -192,12 +188,10 @@ def decide_page(
 ) -> Response:
     client = signed_in(request)
     check_csrf(request, csrf_token)
-    if verdict not in ("same", "different", "unsure"):
-        with request.app.state.engine.connect() as connection:
-            pair = api.load_pair(connection, client, item_id)
-        chart = charts.waterfall(pair.prior_probability, [p.model_dump() for p in pair.parts])
-        error = "Select whether the records are the same child"
-        return render(request, "pair.html", 422, pair=pair, chart=chart, error=error)
+    if verdict not in VERDICTS:
+        return _pair(
+            request, client, item_id, 422, error="Select whether the records are the same child"
+        )
     body = DecisionCreate(verdict=verdict, reason=reason.strip() or None)  # type: ignore[arg-type]
     result = api.decide(request, client, item_id, body)
     request.session["flash"] = summary(result)
