@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from linkage.errors import CCIError
 from linkage.model.backend import engine_api
@@ -56,23 +56,32 @@ class LinkReport:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+def live_run(connection: Connection) -> int | None:
+    """The run holding the registry, if its process is alive; runs whose process died are
+    marked failed on the way (a killed run leaves the registry as it was, DESIGN.md)."""
+    me = socket.gethostname()
+    for run_id, summary in connection.execute(
+        select(LinkageRun.id, LinkageRun.summary).where(LinkageRun.status == "running")
+    ):
+        owner = summary or {}
+        if owner.get("host") == me and _pid_alive(owner.get("pid")):
+            return int(run_id)
+        connection.execute(
+            update(LinkageRun)
+            .where(LinkageRun.id == run_id)
+            .values(status="failed", finished_at=utcnow())
+        )
+    return None
+
+
 def _claim_run(engine: Engine, model_version: int) -> int:
-    """Start a run unless another live one is running; runs whose process died are failed."""
-    me = {"host": socket.gethostname(), "pid": os.getpid()}
+    """Start a run unless another live one is running."""
     with write_transaction(engine) as connection:
-        for run_id, summary in connection.execute(
-            select(LinkageRun.id, LinkageRun.summary).where(LinkageRun.status == "running")
-        ):
-            owner = summary or {}
-            alive = owner.get("host") == me["host"] and _pid_alive(owner.get("pid"))
-            if alive:
-                raise RunInProgressError(f"linkage run {run_id} is in progress")
-            connection.execute(
-                update(LinkageRun)
-                .where(LinkageRun.id == run_id)
-                .values(status="failed", finished_at=utcnow())
-            )
+        running = live_run(connection)
+        if running is not None:
+            raise RunInProgressError(f"linkage run {running} is in progress")
         run_id = start_run(connection, model_version)
+        me = {"host": socket.gethostname(), "pid": os.getpid()}
         connection.execute(update(LinkageRun).where(LinkageRun.id == run_id).values(summary=me))
         return run_id
 

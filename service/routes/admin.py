@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 from sqlalchemy import Engine, select
 
-from linkage.link import link_registry
+from linkage.link import link_registry, live_run
 from linkage.store.audit import audit
 from linkage.store.clients import Client
 from linkage.store.database import write_transaction
@@ -79,10 +79,11 @@ def _run_in_background(engine: Engine) -> None:
     responses=responses(409),
 )
 def start_run(request: Request, client: Client = require("admin")) -> RunStarted:
-    """One run at a time: 409 while another is running. Follow it with GET /v1/admin/runs."""
+    """One run at a time: 409 while another live run is running (a run whose process died
+    no longer counts). Follow it with GET /v1/admin/runs."""
     engine: Engine = request.app.state.engine
     with write_transaction(engine) as connection:
-        running = connection.scalar(select(LinkageRun.id).where(LinkageRun.status == "running"))
+        running = live_run(connection)
         if running is not None:
             raise Problem(409, f"linkage run {running} is in progress", kind="run-in-progress")
         audit(connection, client.actor, "start_run")

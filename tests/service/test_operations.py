@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import time
+from typing import Any
 
+import httpx
 from sqlalchemy import insert, select
 from typer.testing import CliRunner
 
@@ -35,24 +41,55 @@ def test_ready_metrics_and_audit(live_sqlite: LiveService) -> None:
     assert "read_events" in actions
 
 
-def test_admin_starts_one_run_at_a_time(live: LiveService) -> None:
-    admin = live.client("admin")
-    started = admin.post("/v1/admin/runs")
-    assert started.status_code == 202
+def _finished_run_after(admin: httpx.Client, before: int) -> dict[str, Any]:
+    """The run started after run `before`, once it has finished (the POST starts it in the
+    background, so at first the newest run may still be an older one)."""
     deadline = time.monotonic() + 120
     while True:
-        runs = admin.get("/v1/admin/runs").json()
-        if runs[0]["status"] != "running":
-            break
+        newest = admin.get("/v1/admin/runs").json()[0]
+        if newest["id"] > before and newest["status"] != "running":
+            return dict(newest)
         assert time.monotonic() < deadline
         time.sleep(0.5)
-    assert runs[0]["status"] == "succeeded" and runs[0]["summary"]["records"] > 100
+
+
+def test_admin_starts_one_run_at_a_time(live: LiveService) -> None:
+    admin = live.client("admin")
+    before = max((run["id"] for run in admin.get("/v1/admin/runs").json()), default=0)
+    started = admin.post("/v1/admin/runs")
+    assert started.status_code == 202
+    run = _finished_run_after(admin, before)
+    assert run["status"] == "succeeded" and run["summary"]["records"] > 100
     assert admin.get("/v1/admin/models").json()[0]["version"] == 1
 
+    # A run whose process is alive holds the registry; one whose process died does not.
+    finished = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    dead = {"host": socket.gethostname(), "pid": int(finished.stdout)}
+    alive = {"host": socket.gethostname(), "pid": os.getpid()}
     engine = make_engine(live.database_url)
     try:
         with write_transaction(engine) as connection:
-            connection.execute(insert(LinkageRun).values(status="running", model_version=1))
+            stale = connection.scalar(
+                insert(LinkageRun)
+                .values(status="running", model_version=1, summary=dead)
+                .returning(LinkageRun.id)
+            )
+        restarted = admin.post("/v1/admin/runs")
+        assert restarted.status_code == 202
+        with engine.connect() as connection:
+            status = connection.scalar(select(LinkageRun.status).where(LinkageRun.id == stale))
+        assert status == "failed"
+        assert _finished_run_after(admin, stale)["status"] == "succeeded"
+
+        with write_transaction(engine) as connection:
+            connection.execute(
+                insert(LinkageRun).values(status="running", model_version=1, summary=alive)
+            )
     finally:
         engine.dispose()
     busy = admin.post("/v1/admin/runs")
