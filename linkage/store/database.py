@@ -25,7 +25,6 @@ from sqlalchemy.pool import StaticPool
 from linkage.settings import store_settings
 
 BUSY_TIMEOUT_MS = 30_000
-MMAP_BYTES = 4 << 30
 #: Key of the PostgreSQL advisory lock that serialises migrations (any constant unique to it).
 MIGRATION_LOCK = 0x43434900
 #: Migration files start with their date.
@@ -43,9 +42,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable with WAL, much faster than FULL
     cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk loads keep index pages hot
-    # Read through the OS page cache instead of copying pages: halves candidate look-ups on
-    # a registry of a million records (address space only; no memory is reserved).
-    cursor.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+    # No memory-mapped I/O (mmap_size stays 0): with WAL, every commit changes the database's
+    # size, and each connection then remaps the file at its next transaction. Under real-time
+    # submissions from two workers the munmap calls took a third of the CPU as system time:
+    # 250 req/s mapped against 340 unmapped on a 1M-record registry; a run's snapshot read
+    # took the same time either way.
     cursor.close()
 
 
