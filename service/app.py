@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 
 from fastapi import FastAPI
 from fastapi.responses import Response
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
 from linkage.batches import BatchWorker
 from linkage.match import Matcher, NoModelError
 from linkage.settings import store_settings
-from linkage.store.database import make_engine
+from linkage.store.database import WalCheckpointer, make_engine
 from service import pages, problems
 from service.auth import ApiKeyMiddleware
 from service.limits import BodyLimitMiddleware
@@ -40,16 +41,25 @@ for invalid requests.
 def create_app(database_url: str | None = None) -> FastAPI:
     """Build the app on the configured registry (CCI_DATABASE_URL unless given)."""
     settings = service_settings()
-    engine = make_engine(database_url or store_settings().database_url)
+    engine = make_engine(database_url or store_settings().database_url, background_checkpoints=True)
+    checkpointer = WalCheckpointer.of(engine)
     matcher = Matcher(engine)
     batch_worker = BatchWorker(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging()
+        # Each worker loads the model now, not on its first submission (about 1 s at 1M
+        # records); with none active yet, on the first submission after one is made.
+        with suppress(NoModelError):
+            await run_in_threadpool(matcher.ready)
+        if checkpointer is not None:
+            checkpointer.start()
         batch_worker.start()
         yield
         batch_worker.stop()
+        if checkpointer is not None:
+            checkpointer.stop()
         for thread in app.state.run_threads:
             thread.join(timeout=1)
         engine.dispose()

@@ -7,6 +7,7 @@ own `__file__`, so they work from an installed package with no alembic.ini.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ MIGRATION_LOCK = 0x43434900
 #: Migration files start with their date.
 FILE_TEMPLATE = "%%(year)d_%%(month).2d_%%(day).2d_%%(rev)s_%%(slug)s"
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -48,6 +50,57 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # 250 req/s mapped against 340 unmapped on a 1M-record registry; a run's snapshot read
     # took the same time either way.
     cursor.close()
+
+
+def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+
+class WalCheckpointer:
+    """Checkpoints an SQLite file's write-ahead log from a thread of its own, so that the
+    service's writers never do: with automatic checkpoints the commit that crosses 1,000
+    pages copies them into the database and syncs it while holding the write lock, and every
+    other writer queues behind that sync. PASSIVE checkpoints wait for no one and block no
+    one; when two processes' checkpointers meet, one skips its turn."""
+
+    def __init__(self, engine: Engine, interval: float = 0.5) -> None:
+        self.engine = engine
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def of(cls, engine: Engine) -> WalCheckpointer | None:
+        """A checkpointer for an SQLite file's engine (None for other databases)."""
+        path = engine.url.database
+        if engine.dialect.name != "sqlite" or path in (None, "", ":memory:"):
+            return None
+        return cls(engine)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="cci-checkpoints", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.checkpoint()  # leave the log folded into the file on a clean shutdown
+
+    def checkpoint(self) -> None:
+        # On the driver's connection, outside any transaction: inside one (SQLAlchemy begins
+        # one on the first statement) SQLite refuses to checkpoint.
+        with self.engine.connect() as connection:
+            driver = connection.connection.driver_connection
+            assert driver is not None
+            driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.checkpoint()
+            except Exception:  # a failed turn is retried at the next one
+                log.warning("WAL checkpoint failed", exc_info=True)
 
 
 def _sqlite_begin(connection: Any) -> None:
@@ -118,8 +171,12 @@ def database_url(url: str | None = None) -> str:
     return url
 
 
-def make_engine(url: str | None = None) -> Engine:
-    """An engine for the registry at `url` (default: CCI_DATABASE_URL)."""
+def make_engine(url: str | None = None, *, background_checkpoints: bool = False) -> Engine:
+    """An engine for the registry at `url` (default: CCI_DATABASE_URL).
+
+    `background_checkpoints` (SQLite files): commits never checkpoint the write-ahead log;
+    the caller runs `WalCheckpointer.of(engine)` instead (the service does).
+    """
     url = database_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         memory = make_url(url).database in (None, "", ":memory:")
@@ -130,6 +187,8 @@ def make_engine(url: str | None = None) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        if background_checkpoints and not memory:
+            event.listen(engine, "connect", _no_autocheckpoint)
         return engine
     # No server-side prepared statements: their generic plans, made while a bulk load is
     # growing a table with stale statistics, turned indexed key look-ups into full scans.
