@@ -51,6 +51,9 @@ def serve(
         port=port,
         workers=workers or os.cpu_count() or 1,
         log_level="info",
+        # The service writes its own JSON access log (route templates, never paths): uvicorn's
+        # would log each path, and paths carry record ids and CCIs.
+        access_log=False,
     )
 
 

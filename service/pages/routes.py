@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, PrefixLoader
 from sqlalchemy import Engine
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from linkage.decisions import VERDICTS
 from linkage.errors import CCIError
@@ -294,11 +295,29 @@ def quality_page(request: Request) -> HTMLResponse:
     return render(request, "quality.html", quality=found, chart=chart, thresholds=scorer.thresholds)
 
 
+class OnlyUnder:
+    """Applies `middleware` to requests under `prefix` only: the pages' session cookie means
+    nothing to the API, whose hot path should not pay for reading and re-sending it."""
+
+    def __init__(self, app: ASGIApp, *, prefix: str, middleware: type, **options: Any) -> None:
+        self.app = app
+        self.prefix = prefix
+        self.scoped = middleware(app, **options)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            await self.scoped(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
 def install(app: FastAPI, *, session_secret: str | None = None) -> None:
     """Add the pages, their session middleware and the GOV.UK Frontend assets to `app`."""
     secret = session_secret or os.environ.get("CCI_SESSION_SECRET") or secrets.token_urlsafe(32)
     app.add_middleware(
-        SessionMiddleware,
+        OnlyUnder,
+        prefix="/review",
+        middleware=SessionMiddleware,
         secret_key=secret,
         session_cookie="cci_review",
         max_age=SESSION_HOURS * 3600,
