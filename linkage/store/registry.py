@@ -15,6 +15,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     select,
     update,
 )
@@ -114,7 +115,13 @@ def load_snapshot(connection: Connection) -> RegistrySnapshot:
         versions.update(zip(batch.column(0).to_pylist(), numbers, strict=True))
     records = pa.Table.from_batches(batches, schema=SNAPSHOT_SCHEMA)
     prior: dict[int, str] = {}
-    current = select(Assignment.record_pk, Assignment.cci).where(Assignment.ended_at.is_(None))
+    ended: Any = Assignment.ended_at
+    if connection.dialect.name == "sqlite":
+        # A unary plus keeps SQLite off the index of current assignments: walking it costs a
+        # look-up of each entry's row, and scanning the table is faster (1M records: 3.8 s
+        # against 1.1 s).
+        ended = literal_column("+assignments.ended_at")
+    current = select(Assignment.record_pk, Assignment.cci).where(ended.is_(None))
     for rows in _driver_rows(connection, current):
         prior.update(rows)
     identifiers = {}
