@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from linkage.affected import affected_records
 from linkage.identity.assignment import AssignmentPlan, PriorIdentifier, assign_identifiers
 from linkage.identity.clustering import cluster_records
+from linkage.model.backend import release
 from linkage.model.incremental import ordered_pairs, score_changed_pairs
 from linkage.model.realtime import TermFrequencies
 from linkage.model.scoring import score_pairs
@@ -136,7 +137,8 @@ def run_linkage(
     new or changed records are scored; the rest are taken from `prior`. `term_frequencies` are
     the model version's frozen tables (without them Splink counts over these records): with
     them a pair scores the same in every run of the model, kept or scored again, and the same
-    as in real-time matching.
+    as in real-time matching. `db_api` is released once the pairs are scored (`release`): the
+    caller must not use it again.
     """
     seconds: dict[str, float] = {}
     started = time.perf_counter()
@@ -162,6 +164,7 @@ def run_linkage(
         db_api,
     )
     pairs = scored.all_pairs
+    release(db_api)
     mark("score")
 
     with collector_paused():

@@ -47,6 +47,15 @@ def engine_api(engine: str | None = None) -> Any:
     raise ValueError(f"unknown linkage engine {engine!r} (choose from {', '.join(ENGINES)})")
 
 
+def release(db_api: Any) -> None:
+    """Give back what a DuckDB backend holds once a run has its scored pairs (copied out into
+    Arrow): its buffers stay allocated, up to the memory limit, until the database closes. On
+    1.19M records closing it took the run's resident memory from 3.3 GB to 1.6 GB before
+    clustering, and its peak from 6.6 GB to 4.8 GB. A Spark session is shared: it stays up."""
+    if isinstance(db_api, DuckDBAPI):
+        db_api.duckdb_con.close()
+
+
 def is_spark(db_api: Any) -> bool:
     return bool(db_api.sql_dialect.sql_dialect_str == "spark")
 
