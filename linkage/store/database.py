@@ -52,6 +52,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def sqlite_file(engine: Engine) -> str | None:
+    """The path of the SQLite file behind `engine` (None: another database, or in memory)."""
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or path in (None, "", ":memory:"):
+        return None
+    return path
+
+
 def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
 
@@ -72,10 +80,7 @@ class WalCheckpointer:
     @classmethod
     def of(cls, engine: Engine) -> WalCheckpointer | None:
         """A checkpointer for an SQLite file's engine (None for other databases)."""
-        path = engine.url.database
-        if engine.dialect.name != "sqlite" or path in (None, "", ":memory:"):
-            return None
-        return cls(engine)
+        return cls(engine) if sqlite_file(engine) is not None else None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="cci-checkpoints", daemon=True)
@@ -124,8 +129,8 @@ class _WriterGate:
 
     @classmethod
     def of(cls, engine: Engine) -> _WriterGate | None:
-        path = engine.url.database
-        if engine.dialect.name != "sqlite" or path in (None, "", ":memory:"):
+        path = sqlite_file(engine)
+        if path is None:
             return None
         key = (os.getpid(), os.path.abspath(path))
         with cls._made:
