@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, inspect, select, text, update
 from linkage.contract import ENCODING_VERSION, PSEUDONYMISED_COLUMN_NAMES
 from linkage.errors import UnknownKeyError, UnusableInputError
 from linkage.store import bulk, ingest_files, kind_from_code, make_engine
-from linkage.store.models import INDEXED_ENCODINGS, LinkageKey, Record, record_versions
+from linkage.store.models import LOOKUP_INDEXES, LinkageKey, Record, record_versions
 from tests.store.pseudo_rows import KEY_ID, pseudo_row, write_pseudo_csv
 
 
@@ -116,7 +116,7 @@ def test_a_large_load_defers_the_lookup_indexes_and_always_gets_them_back(
         restore(self, connection)
 
     monkeypatch.setattr(bulk.DeferredIndexes, "restore", spy)
-    expected = {f"ix_record_versions_{name}" for name in INDEXED_ENCODINGS}
+    expected = {name for name, _ in LOOKUP_INDEXES}
 
     def lookup_indexes() -> set[str]:
         names = {i["name"] for i in inspect(engine).get_indexes("record_versions")}
