@@ -20,7 +20,7 @@ import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
@@ -69,10 +69,12 @@ class Match:
 
 @dataclass(frozen=True)
 class _Candidate:
+    """A stored version found by blocking; `cci` is known once it was checked current."""
+
     record_pk: int
-    cci: str
-    kind: str
+    version: int
     row: dict[str, Any]
+    cci: str | None = None
 
 
 def blocking_key_hashes(record: Mapping[str, Any]) -> list[int]:
@@ -93,9 +95,15 @@ def blocking_key_hashes(record: Mapping[str, Any]) -> list[int]:
 
 
 def _candidate_sql(record: Mapping[str, Any], after: int = 0) -> tuple[str, list[Any]]:
-    """One query: current versions of active, assigned records agreeing on any blocking rule
-    (only versions stored after the `snapshot_mark`, when given). The submitted record is the
-    left side of each rule: candidate.b = record.a."""
+    """One query: stored versions agreeing with the record on any blocking rule (only versions
+    stored after the `snapshot_mark`, when given). The submitted record is the left side of
+    each rule: candidate.b = record.a.
+
+    Versions only, with no join to records or assignments: most candidates score far below
+    the review weight, and which of them are current versions of active, assigned records is
+    asked once, for the few that matter (`_current`). Joined here, that cost a record and an
+    assignment look-up per candidate, each a walk from the root of a 1M-row B-tree (a commit by
+    any other connection empties SQLite's page cache)."""
     terms: list[str] = []
     params: list[Any] = []
     for rule in BLOCKING_RULES:
@@ -104,23 +112,18 @@ def _candidate_sql(record: Mapping[str, Any], after: int = 0) -> tuple[str, list
         parts = []
         for a, b in rule.equalities:
             params.append(record[a])
-            parts.append(f"rv.{b} = ?")
+            parts.append(f"{b} = ?")
         terms.append("(" + " AND ".join(parts) + ")")
     if not terms:
         return "", params
-    columns = ", ".join(f"rv.{c}" for c in _VERSION_COLUMNS)
     sql = (
-        f"SELECT rv.record_pk, a.cci, s.kind, {columns} "
-        "FROM record_versions rv "
-        "JOIN records r ON r.id = rv.record_pk AND r.current_version = rv.version "
-        "JOIN source_systems s ON s.id = r.source_system_id "
-        "JOIN assignments a ON a.record_pk = r.id AND a.ended_at IS NULL "
-        f"WHERE r.status = 'active' AND ({' OR '.join(terms)})"
+        f"SELECT record_pk, version, {', '.join(_VERSION_COLUMNS)} FROM record_versions "
+        f"WHERE ({' OR '.join(terms)})"
     )
     if after:
         # A version's rowid grows with every insert and sits in every index entry, so this
         # filter needs no table reads (SQLite only: see Matcher.submit).
-        sql += " AND rv.rowid > ?"
+        sql += " AND rowid > ?"
         params.append(after)
     return sql, params
 
@@ -309,9 +312,10 @@ class Matcher:
             # writing at the same time holds it too, so the CCIs read here are still current
             # (never one superseded by a run that commits in between) when this commits.
             sql.run(f"SELECT pg_advisory_xact_lock({EVENT_ORDER_LOCK})")
-        scored = _current_ccis(sql, scored, self.thresholds.review)
+        found = len({c.record_pk for _, c in scored})
         best: dict[str, tuple[float, _Candidate]] = {}
-        for weight, candidate in scored:
+        for weight, candidate in _current(sql, scored, self.thresholds.review):
+            assert candidate.cci is not None
             held = best.get(candidate.cci)
             if held is None or weight > held[0]:
                 best[candidate.cci] = (weight, candidate)
@@ -389,7 +393,7 @@ class Matcher:
             top.match_weight if top else None,
             grade(top.match_weight if top else None, self.thresholds),
             _anchored(sql, chosen),
-            len(scored),
+            found,
             active.version,
         )
 
@@ -405,31 +409,44 @@ def _score(
     return [(weight(mine, c.row, active.frequencies), c) for c in candidates]
 
 
-def _current_ccis(
+def _current(
     sql: _Sql, scored: list[tuple[float, _Candidate]], review: float
 ) -> list[tuple[float, _Candidate]]:
-    """Candidates that matter (at or above the review weight) with the CCI they carry now:
-    a batch run or a decision may have moved them since the snapshot was read."""
-    close = {c.record_pk for w, c in scored if w >= review}
-    if not close:
-        return scored
-    marks = ", ".join("?" for _ in close)
-    now = dict(
-        sql.run(
-            f"SELECT a.record_pk, a.cci FROM assignments a JOIN records r ON r.id = a.record_pk "
-            f"WHERE a.ended_at IS NULL AND r.status = 'active' AND a.record_pk IN ({marks})",
-            tuple(close),
+    """The candidates that are current versions of active, assigned records, with the CCI each
+    carries now (a batch run or a decision may have moved it since the snapshot was read):
+    every one at or above the review weight, and the best one below it (what a submission
+    reports as its closest match when nothing is close). Usually one query."""
+    ranked = sorted(scored, key=lambda item: -item[0])
+    close = sum(1 for weight, _ in ranked if weight >= review)
+    kept = _current_of(sql, ranked[: close + 1])
+    below = ranked[close + 1 :]
+    if below and not (kept and kept[-1][0] < review):
+        # The best one below the review weight is withdrawn or out of date: the next best.
+        kept += _current_of(sql, below)[:1]
+    return kept
+
+
+def _current_of(
+    sql: _Sql, scored: list[tuple[float, _Candidate]]
+) -> list[tuple[float, _Candidate]]:
+    if not scored:
+        return []
+    pks = {c.record_pk for _, c in scored}
+    marks = ", ".join("?" for _ in pks)
+    now = {
+        pk: (version, cci)
+        for pk, version, cci in sql.run(
+            "SELECT r.id, r.current_version, a.cci FROM records r "
+            "JOIN assignments a ON a.record_pk = r.id AND a.ended_at IS NULL "
+            f"WHERE r.status = 'active' AND r.id IN ({marks})",
+            tuple(pks),
         ).fetchall()
-    )
+    }
     kept = []
     for weight, candidate in scored:
-        if candidate.record_pk in close:
-            current = now.get(candidate.record_pk)
-            if current is None:  # withdrawn or unassigned since
-                continue
-            if current != candidate.cci:
-                candidate = _Candidate(candidate.record_pk, current, candidate.kind, candidate.row)
-        kept.append((weight, candidate))
+        version, cci = now.get(candidate.record_pk, (None, None))
+        if version == candidate.version:
+            kept.append((weight, replace(candidate, cci=cci)))
     return kept
 
 
@@ -523,7 +540,7 @@ def _upsert(sql: _Sql, source_id: int, record: Mapping[str, Any]) -> tuple[int, 
     return record_pk, assigned[0] if assigned else None
 
 
-_COLUMNS_READ = ("record_pk", "cci", "kind", *_VERSION_COLUMNS)
+_COLUMNS_READ = ("record_pk", "version", *_VERSION_COLUMNS)
 
 
 def _candidates(sql: _Sql, record: Mapping[str, Any], after: int = 0) -> list[_Candidate]:
@@ -533,8 +550,15 @@ def _candidates(sql: _Sql, record: Mapping[str, Any], after: int = 0) -> list[_C
     found = []
     for values in sql.run(statement, params).fetchall():
         row = dict(zip(_COLUMNS_READ, values, strict=True))
-        found.append(_Candidate(row["record_pk"], row["cci"], row["kind"], as_scorable(row)))
+        found.append(_Candidate(row["record_pk"], row["version"], as_scorable(row)))
     return found
+
+
+def current_candidates(sql: _Sql, record: Mapping[str, Any]) -> list[_Candidate]:
+    """The record's candidates as a batch run would pair it: current versions of active,
+    assigned records agreeing with it on a blocking rule, with their CCIs."""
+    everything = [(0.0, c) for c in _candidates(sql, record)]
+    return [c for _, c in _current_of(sql, everything)]
 
 
 def snapshot_mark(sql: _Sql) -> int:

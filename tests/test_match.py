@@ -19,14 +19,16 @@ from sqlalchemy import Engine, func, select
 
 from linkage.demo import write_delivery
 from linkage.link import link_registry
-from linkage.match import Matcher, _candidates, _Sql, as_scorable
+from linkage.lookups import withdraw_record
+from linkage.match import Matcher, _Sql, as_scorable, current_candidates
 from linkage.model.backend import duckdb_api, register_records
 from linkage.model.realtime import CompiledModel
 from linkage.model.settings import BLOCKING_RULES
 from linkage.pseudonymise import LinkageKey, pseudonymise_file
 from linkage.pseudonymised_file import read_pseudonymised
 from linkage.store import ingest_files, make_engine
-from linkage.store.models import Assignment, AuditEntry, Event, Model
+from linkage.store.database import write_transaction
+from linkage.store.models import Assignment, AuditEntry, Event, Model, SourceSystem
 from linkage.store.registry import load_snapshot
 
 KEY = LinkageKey(secret=bytes(range(32)))
@@ -124,7 +126,7 @@ def test_candidates_and_weights_equal_splink_predict_between(world: dict[str, An
         compared = 0
         worst = 0.0
         for i, row in enumerate(new):
-            found = {c.record_pk: c for c in _candidates(_Sql(connection), row)}
+            found = {c.record_pk: c for c in current_candidates(_Sql(connection), row)}
             assert set(found) == set(expected.get(-1 - i, {})), f"record {i}"
             for pk, weight in expected.get(-1 - i, {}).items():
                 score = active.compiled.score(as_scorable(row), found[pk].row, active.frequencies)
@@ -197,3 +199,43 @@ def test_submissions_link_known_children_and_make_new_ones(world: dict[str, Any]
     # The next batch run reconciles: nobody's CCI is lost, realtime CCIs stay or are superseded.
     report = link_registry(engine)
     assert report.stats["records"] >= 1000 + len(submissions)
+
+
+def test_out_of_date_and_withdrawn_versions_are_never_matched(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    """Candidates are read as stored versions; only current versions of active records may
+    link a submission or be reported as its closest match."""
+    engine: Engine = world["engine"]
+    write_delivery(4, tmp_path, seed=123, delivery=1)
+    pseudonymise_file(KEY, tmp_path / "records.csv", tmp_path / "pseudo.csv")
+    rows = _pseudonymised_rows(tmp_path / "pseudo.csv")
+    child = _truth(tmp_path)
+    first, other = (
+        rows[0],
+        next(
+            r
+            for r in rows
+            if child[(r["source_system"], r["record_id"])]
+            != child[(rows[0]["source_system"], rows[0]["record_id"])]
+        ),
+    )
+    matcher = Matcher(engine)
+    made = matcher.submit(dict(first, record_id="stale-1"), actor="test")
+    assert made.decision in ("new", "review")
+    # The record now describes someone else: its first version stays stored, out of date.
+    moved = matcher.submit(dict(other, record_id="stale-1"), actor="test")
+    assert moved.decision == "existing"
+    again = matcher.submit(dict(first, record_id="stale-2"), actor="test")
+    assert again.cci != made.cci and again.decision in ("new", "review")
+    assert again.match_weight is None or again.match_weight < matcher.thresholds.auto_link
+
+    with write_transaction(engine) as connection:
+        source = connection.scalar(
+            select(SourceSystem.id).where(SourceSystem.code == first["source_system"])
+        )
+        assert source is not None
+        withdraw_record(connection, source, "stale-2")
+    last = matcher.submit(dict(first, record_id="stale-3"), actor="test")
+    assert last.cci not in (made.cci, again.cci) and last.decision in ("new", "review")
+    assert last.match_weight is None or last.match_weight < matcher.thresholds.auto_link
