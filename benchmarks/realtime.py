@@ -47,17 +47,27 @@ from linkage.store.database import write_transaction
 from linkage.store.model_versions import save_model
 from linkage.store.models import utcnow
 
+#: Children never seen by the registry, generated once with it: each run submits its own
+#: slice, so a run on a kept registry (--folder) meets none of an earlier run's submissions.
+NEW_CHILDREN = 60_000
 
-def _rows(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
+
+def _rows(path: Path, limit: int, skip: int = 0) -> list[dict[str, Any]]:
+    """Rows `skip` to `skip + limit` of a pseudonymised file, sets as space-separated text."""
     rows: list[dict[str, Any]] = []
+    seen = 0
     for batch in read_pseudonymised(path):
-        for row in batch.to_pylist():
+        if seen + batch.num_rows <= skip:
+            seen += batch.num_rows
+            continue
+        for row in batch.slice(max(0, skip - seen)).to_pylist():
             for name, value in row.items():
                 if isinstance(value, list):
                     row[name] = " ".join(str(t) for t in value)
             rows.append(row)
-            if limit is not None and len(rows) >= limit:
+            if len(rows) >= limit:
                 return rows
+        seen += batch.num_rows
     return rows
 
 
@@ -68,7 +78,7 @@ def build(folder: Path, children: int) -> tuple[str, str, int]:
     started = time.perf_counter()
     write_delivery(children, folder / "reg", seed=41)
     pseudonymise_file(key, folder / "reg" / "records.csv", folder / "reg" / "pseudo.csv")
-    write_delivery(2000, folder / "new", seed=4242)
+    write_delivery(NEW_CHILDREN, folder / "new", seed=4242)
     pseudonymise_file(key, folder / "new" / "records.csv", folder / "new" / "pseudo.csv")
     print(f"generated and pseudonymised in {time.perf_counter() - started:.0f} s", flush=True)
     engine = make_engine(url)
@@ -107,17 +117,26 @@ def build(folder: Path, children: int) -> tuple[str, str, int]:
 
 def submissions(folder: Path, count: int) -> list[dict[str, Any]]:
     """Known children under new record ids and children never seen, with record ids unique
-    to this run (a registry kept with --folder must not answer "existing")."""
-    known = _rows(folder / "reg" / "pseudo.csv", limit=count // 2)
-    fresh = _rows(folder / "new" / "pseudo.csv", limit=count - len(known))
-    run = f"{int(time.time())}-{os.getpid()}"
+    to this run. Each run on a kept registry (--folder) takes the next slice of both files:
+    resubmitting an earlier run's records would grow every child's candidate list run by run
+    and measure a registry of duplicates."""
+    counter = folder / "runs"
+    run = int(counter.read_text()) if counter.exists() else 0
+    counter.write_text(str(run + 1))
+    half = count // 2
+    known = _rows(folder / "reg" / "pseudo.csv", half, skip=run * half)
+    fresh = _rows(folder / "new" / "pseudo.csv", count - len(known), skip=run * (count - half))
+    if len(known) < half or len(fresh) < count - half:
+        raise SystemExit(
+            f"{folder} has no unused records left for run {run + 1}: use a new --folder"
+        )
+    tag = f"{int(time.time())}-{os.getpid()}"
     out = []
     for i, row in enumerate(known):
-        out.append(dict(row, record_id=f"bench-{run}-known-{i}"))
+        out.append(dict(row, record_id=f"bench-{tag}-known-{i}"))
     for i, row in enumerate(fresh):
-        out.append(dict(row, record_id=f"bench-{run}-new-{i}"))
+        out.append(dict(row, record_id=f"bench-{tag}-new-{i}"))
     # Interleave: known, new, known, ...
-    half = len(known)
     mixed = [r for pair in zip(out[:half], out[half:], strict=False) for r in pair]
     return mixed + out[2 * min(half, len(out) - half) :]
 
