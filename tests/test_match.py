@@ -17,10 +17,11 @@ import pytest
 from splink import Linker
 from sqlalchemy import Engine, func, select
 
+from linkage import match as matching
 from linkage.demo import write_delivery
 from linkage.link import link_registry
 from linkage.lookups import withdraw_record
-from linkage.match import Matcher, _Sql, as_scorable, current_candidates
+from linkage.match import Matcher, _Sql, as_scorable, current_candidates, snapshot_mark
 from linkage.model.backend import duckdb_api, register_records
 from linkage.model.realtime import CompiledModel
 from linkage.model.settings import BLOCKING_RULES
@@ -28,7 +29,14 @@ from linkage.pseudonymise import LinkageKey, pseudonymise_file
 from linkage.pseudonymised_file import read_pseudonymised
 from linkage.store import ingest_files, make_engine
 from linkage.store.database import write_transaction
-from linkage.store.models import Assignment, AuditEntry, Event, Model, SourceSystem
+from linkage.store.models import (
+    Assignment,
+    AuditEntry,
+    Event,
+    Identifier,
+    Model,
+    SourceSystem,
+)
 from linkage.store.registry import load_snapshot
 
 KEY = LinkageKey(secret=bytes(range(32)))
@@ -162,6 +170,12 @@ def test_submissions_link_known_children_and_make_new_ones(world: dict[str, Any]
         match = matcher.submit(row, actor="test")
         decisions[match.decision] = decisions.get(match.decision, 0) + 1
         results[(row["source_system"], row["record_id"])] = match
+        # The answer's anchoring is the CCI's as stored when it answered.
+        with engine.connect() as connection:
+            stored = connection.scalar(
+                select(Identifier.nhs_anchored).where(Identifier.cci == match.cci)
+            )
+        assert match.nhs_anchored == stored
     # Children seen before are mostly linked; new children get new CCIs.
     by_cci: dict[str, set[str]] = {}
     for key, match in results.items():
@@ -177,6 +191,7 @@ def test_submissions_link_known_children_and_make_new_ones(world: dict[str, Any]
     )
     assert wrong == 0
     assert correct > 0
+    assert {m.nhs_anchored for m in results.values()} == {True, False}
 
     # Submitting the same record again changes nothing and answers with the same CCI.
     row = submissions[0]
@@ -239,3 +254,30 @@ def test_out_of_date_and_withdrawn_versions_are_never_matched(
     last = matcher.submit(dict(first, record_id="stale-3"), actor="test")
     assert last.cci not in (made.cci, again.cci) and last.decision in ("new", "review")
     assert last.match_weight is None or last.match_weight < matcher.thresholds.auto_link
+
+
+@pytest.mark.parametrize("scan_max", [matching.FRESH_SCAN_MAX, 3])
+def test_records_stored_after_the_snapshot_are_found_as_the_index_would(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, scan_max: int
+) -> None:
+    """Under the write lock, versions stored since the snapshot are read in rowid order and
+    held against the blocking rules in Python (or, past FRESH_SCAN_MAX, looked up by index):
+    either way the same candidates as the indexed query."""
+    engine: Engine = world["engine"]
+    monkeypatch.setattr(matching, "FRESH_SCAN_MAX", scan_max)
+    with engine.connect() as connection:
+        seen = snapshot_mark(_Sql(connection))
+    later = [dict(r, record_id=f"{r['record_id']}-later-{scan_max}") for r in world["first"][:12]]
+    matcher = Matcher(engine)
+    for row in later:
+        matcher.submit(row, actor="test")
+    probes = later + world["first"][12:40] + world["strangers"][:5]
+    found = 0
+    with engine.connect() as connection:
+        sql = _Sql(connection)
+        for row in probes:
+            fresh = {(c.record_pk, c.version) for c in matching._fresh_candidates(sql, row, seen)}
+            indexed = {(c.record_pk, c.version) for c in matching._candidates(sql, row, after=seen)}
+            assert fresh == indexed
+            found += len(fresh)
+    assert found >= len(later)

@@ -109,8 +109,10 @@ class WalCheckpointer:
 
 
 def _sqlite_begin(connection: Any) -> None:
+    # On the driver's connection: through exec_driver_sql this BEGIN cost 0.15 ms, a tenth of
+    # a real-time submission's write transaction.
     mode = connection.get_execution_options().get("sqlite_begin", "")
-    connection.exec_driver_sql(f"BEGIN {mode}".strip())
+    connection.connection.driver_connection.execute(f"BEGIN {mode}".strip())
 
 
 class _WriterGate:
@@ -158,13 +160,22 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that writes: on SQLite it takes the write lock at BEGIN (IMMEDIATE), so
     reads made inside it (e.g. the next free id) stay true until it commits; writers to an
     SQLite file queue on its writer gate first."""
-    gate = _WriterGate.of(engine)
-    with (
-        gate.held() if gate is not None else nullcontext(),
-        engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection,
-        connection.begin(),
-    ):
+    with engine.connect() as connection, writing(connection):
         yield connection
+
+
+@contextmanager
+def writing(connection: Connection) -> Iterator[Connection]:
+    """`write_transaction` on a connection already checked out (with no transaction open):
+    for a caller that reads first and then writes, one pool checkout instead of two."""
+    gate = _WriterGate.of(connection.engine)
+    with gate.held() if gate is not None else nullcontext():
+        connection.execution_options(sqlite_begin="IMMEDIATE")
+        try:
+            with connection.begin():
+                yield connection
+        finally:
+            connection.execution_options(sqlite_begin="")
 
 
 def database_url(url: str | None = None) -> str:
