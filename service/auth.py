@@ -72,7 +72,11 @@ class ApiKeyMiddleware:
         await self.app(scope, receive, send)
 
 
-def caller(request: Request) -> Client:
+# Dependencies are coroutines although they never await: FastAPI runs a plain function
+# dependency in its threadpool, a thread hop per dependency per request.
+
+
+async def caller(request: Request) -> Client:
     client: Client = request.state.client
     return client
 
@@ -80,7 +84,7 @@ def caller(request: Request) -> Client:
 def require(*scopes: str) -> Any:
     """A dependency: the caller holds at least one of `scopes`."""
 
-    def check(client: Client = Depends(caller)) -> Client:
+    async def check(client: Client = Depends(caller)) -> Client:
         if not client.scopes.intersection(scopes):
             raise Problem(
                 403, f"this API key lacks the {' or '.join(scopes)} scope", kind="forbidden"

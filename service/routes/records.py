@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Request
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from linkage.lookups import RecordStatus, record_status, withdraw_record
 from linkage.match import Matcher
@@ -48,7 +49,7 @@ def _as_stored(record: Any) -> dict[str, Any]:
     response_model=MatchResult,
     responses=responses(503),
 )
-def submit_record(
+async def submit_record(
     request: Request,
     record: Annotated[PseudonymisedRecord, Body()],  # type: ignore[valid-type]
     client: Client = require("submit"),
@@ -56,9 +57,11 @@ def submit_record(
     """Stores the record (a new version if it changed), finds its candidates with the model's
     blocking rules, scores them with the active model and links the record to the best CCI at
     or above the auto-link threshold, or gives it a new one. Idempotent for unchanged records."""
+    # A coroutine that hands only the matching to the threadpool: for a plain function FastAPI
+    # also validates the response in the threadpool, a second thread hop per submission.
     source_id(client, record.source_system)
     matcher: Matcher = request.app.state.matcher
-    match = matcher.submit(_as_stored(record), actor=client.actor)
+    match = await run_in_threadpool(matcher.submit, _as_stored(record), actor=client.actor)
     return MatchResult(**match.__dict__)
 
 
