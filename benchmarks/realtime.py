@@ -257,6 +257,9 @@ def load_wrk(
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     sent = int(total.group(1)) if total else 0
+    if sent > len(rows):
+        # Past the last body wrk sends it again, which answers "existing" without matching.
+        raise SystemExit(f"wrk sent {sent} requests but had {len(rows)} records: raise --requests")
     return {
         "load": "wrk",
         "requests": sent,
@@ -314,7 +317,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--children", type=int, default=560_000)
-    parser.add_argument("--requests", type=int, default=6000)
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=10_000,
+        help="records sent (wrk: more than it can send in --seconds; it stops there)",
+    )
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--splink-records", type=int, default=20)
