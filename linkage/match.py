@@ -33,7 +33,7 @@ from linkage.model.realtime import CompiledModel, PairScore, explanation, probab
 from linkage.model.settings import BLOCKING_RULES
 from linkage.run import Thresholds
 from linkage.settings import linkage_settings
-from linkage.store.database import EVENT_ORDER_LOCK, writing
+from linkage.store.database import EVENT_ORDER_LOCK, write_transaction
 from linkage.store.ingest import content_hash
 from linkage.store.models import Model, UtcDateTime, utcnow
 from linkage.store.term_frequencies import freeze_frequencies, load_frequencies
@@ -229,33 +229,33 @@ class Matcher:
         mine = as_scorable(record)
         scored: list[tuple[float, _Candidate]] = []
         seen = 0
-        with self.engine.connect() as connection:
-            if self.engine.dialect.name == "sqlite":
-                # (On PostgreSQL ids are handed out before commit, so a snapshot mark could
-                # hide a record committed later with a smaller id: there everything runs
-                # under the record's blocking-key locks.)
-                sql = _Sql(connection)
+        if self.engine.dialect.name == "sqlite":
+            # (On PostgreSQL ids are handed out before commit, so a snapshot mark could hide
+            # a record committed later with a smaller id: there everything runs under the
+            # record's blocking-key locks.)
+            with self.engine.connect() as reader:
+                sql = _Sql(reader)
                 seen = snapshot_mark(sql)
                 scored = _score(active, mine, _candidates(sql, record))
-                connection.rollback()
-            with writing(connection):
-                sql = _Sql(connection)
-                if sql.postgresql:
-                    for key in blocking_key_hashes(record):
-                        sql.run("SELECT pg_advisory_xact_lock(?)", (key,))
-                match = self._submit(sql, record, mine, active, scored, seen)
-                sql.run(
-                    "INSERT INTO audit_log (actor, action, target, detail, at) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    (
-                        actor,
-                        "submit_record",
-                        f"{match.source_system}/{match.record_id}",
-                        json.dumps({"cci": match.cci, "decision": match.decision}),
-                        sql.now,
-                    ),
-                )
-                return match
+                reader.rollback()
+        # The reader goes back to the pool first: see write_transaction.
+        with write_transaction(self.engine) as connection:
+            sql = _Sql(connection)
+            if sql.postgresql:
+                for key in blocking_key_hashes(record):
+                    sql.run("SELECT pg_advisory_xact_lock(?)", (key,))
+            match = self._submit(sql, record, mine, active, scored, seen)
+            sql.run(
+                "INSERT INTO audit_log (actor, action, target, detail, at) VALUES (?, ?, ?, ?, ?)",
+                (
+                    actor,
+                    "submit_record",
+                    f"{match.source_system}/{match.record_id}",
+                    json.dumps({"cci": match.cci, "decision": match.decision}),
+                    sql.now,
+                ),
+            )
+            return match
 
     def _current_model(self) -> _ActiveModel:
         """The active model, re-checked at most every MODEL_CHECK_SECONDS (a model made active

@@ -159,23 +159,15 @@ class _WriterGate:
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that writes: on SQLite it takes the write lock at BEGIN (IMMEDIATE), so
     reads made inside it (e.g. the next free id) stay true until it commits; writers to an
-    SQLite file queue on its writer gate first."""
-    with engine.connect() as connection, writing(connection):
+    SQLite file queue on its writer gate first, holding no pooled connection while they wait
+    (a burst of them behind a linkage run's long write cannot drain the pool)."""
+    gate = _WriterGate.of(engine)
+    with (
+        gate.held() if gate is not None else nullcontext(),
+        engine.connect().execution_options(sqlite_begin="IMMEDIATE") as connection,
+        connection.begin(),
+    ):
         yield connection
-
-
-@contextmanager
-def writing(connection: Connection) -> Iterator[Connection]:
-    """`write_transaction` on a connection already checked out (with no transaction open):
-    for a caller that reads first and then writes, one pool checkout instead of two."""
-    gate = _WriterGate.of(connection.engine)
-    with gate.held() if gate is not None else nullcontext():
-        connection.execution_options(sqlite_begin="IMMEDIATE")
-        try:
-            with connection.begin():
-                yield connection
-        finally:
-            connection.execution_options(sqlite_begin="")
 
 
 def database_url(url: str | None = None) -> str:
