@@ -320,7 +320,7 @@ def main() -> None:
     parser.add_argument(
         "--requests",
         type=int,
-        default=10_000,
+        default=14_000,
         help="records sent (wrk: more than it can send in --seconds; it stops there)",
     )
     parser.add_argument("--concurrency", type=int, default=16)
