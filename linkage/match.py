@@ -15,16 +15,15 @@ submission sees the first one's record as a candidate.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from linkage.contract import ENCODING_COLUMNS, ENCODING_VERSION, PSEUDONYMISED_REQUIRED
 from linkage.errors import CCIError, UnknownKeyError, UnusableInputError
@@ -35,7 +34,7 @@ from linkage.run import Thresholds
 from linkage.settings import linkage_settings
 from linkage.store.database import EVENT_ORDER_LOCK, write_transaction
 from linkage.store.ingest import content_hash
-from linkage.store.models import Model, UtcDateTime, utcnow
+from linkage.store.models import Model, stored_timestamp
 from linkage.store.term_frequencies import freeze_frequencies, load_frequencies
 
 #: How often a worker checks which model is active (seconds).
@@ -43,6 +42,8 @@ MODEL_CHECK_SECONDS = 2.0
 SET_COLUMNS = tuple(c.name for c in ENCODING_COLUMNS if c.type == "int64_set")
 _ENCODINGS = tuple(c.name for c in ENCODING_COLUMNS)
 _VERSION_COLUMNS = ("sex", "restricted", *_ENCODINGS)
+#: Candidates are read as stored versions: see `_candidate_sql`.
+_SELECT_VERSIONS = f"SELECT record_pk, version, {', '.join(_VERSION_COLUMNS)} FROM record_versions"
 
 
 class NoModelError(CCIError):
@@ -109,10 +110,7 @@ def _candidate_sql(record: Mapping[str, Any], after: int = 0) -> tuple[str, list
     # or district) make one term, `lead AND (rest OR rest ...)`: one probe of their index and
     # one read of its rows instead of one per rule.
     groups: dict[tuple[tuple[str, Any], ...], list[tuple[tuple[str, Any], ...]]] = {}
-    for rule in BLOCKING_RULES:
-        if any(record.get(a) is None for a, _ in rule.equalities):
-            continue
-        pairs = tuple((b, record[a]) for a, b in rule.equalities)
+    for pairs in _rule_terms(record):
         lead = pairs[:2] if len(pairs) > 2 else pairs
         groups.setdefault(lead, []).append(pairs[len(lead) :])
     if not groups:
@@ -128,16 +126,23 @@ def _candidate_sql(record: Mapping[str, Any], after: int = 0) -> tuple[str, list
             )
             params += [value for rest in rests for _, value in rest]
         terms.append("(" + " AND ".join(parts) + ")")
-    sql = (
-        f"SELECT record_pk, version, {', '.join(_VERSION_COLUMNS)} FROM record_versions "
-        f"WHERE ({' OR '.join(terms)})"
-    )
+    sql = f"{_SELECT_VERSIONS} WHERE ({' OR '.join(terms)})"
     if after:
         # A version's rowid grows with every insert and sits in every index entry, so this
         # filter needs no table reads (SQLite only: see Matcher.submit).
         sql += " AND rowid > ?"
         params.append(after)
     return sql, params
+
+
+def _rule_terms(record: Mapping[str, Any]) -> list[tuple[tuple[str, Any], ...]]:
+    """For each blocking rule the record can block on (no value of its side missing), the
+    (candidate column, value) pairs a candidate must equal."""
+    return [
+        tuple((b, record[a]) for a, b in rule.equalities)
+        for rule in BLOCKING_RULES
+        if all(record.get(a) is not None for a, _ in rule.equalities)
+    ]
 
 
 def as_scorable(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -352,9 +357,6 @@ class Matcher:
         top = self._explain(active, mine, ranked[0][1][1]) if ranked else None
 
         now = sql.now
-        # A new CCI is anchored by this record alone; a linked one gains an anchor from it or
-        # keeps what it had (read only then).
-        anchored: bool | None = health_nhs is not None or None
         if chosen is None:
             chosen = new_cci()
             sql.run(
@@ -366,7 +368,7 @@ class Matcher:
                 "INSERT INTO events (type, cci, created_at) VALUES ('created', ?, ?)", (chosen, now)
             )
             decision = "review" if reviews else "new"
-            anchored = health_nhs is not None
+            anchored = health_nhs is not None  # by this record alone
         else:
             decision = "linked"
             if health_nhs is not None:
@@ -375,6 +377,9 @@ class Matcher:
                     "WHERE cci = ? AND nhs_anchored = ?",
                     (True, now, chosen, False),
                 )
+                anchored = True
+            else:  # what the CCI had
+                anchored = _anchored(sql, chosen)
         linked = probability(best[chosen][0]) if chosen in best else None
         sql.run(
             "INSERT INTO assignments (record_pk, cci, method, match_probability, assigned_at) "
@@ -409,7 +414,7 @@ class Matcher:
             top.match_probability if top else None,
             top.match_weight if top else None,
             grade(top.match_weight if top else None, self.thresholds),
-            _anchored(sql, chosen) if anchored is None else anchored,
+            anchored,
             found,
             active.version,
         )
@@ -467,12 +472,6 @@ def _current_of(
     return kept
 
 
-@functools.cache
-def _timestamp_processor(dialect: Dialect) -> Callable[[Any], Any] | None:
-    """How the dialect stores a timestamp (made once: about 80 µs each time)."""
-    return UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
-
-
 class _Sql:
     """The DB-API cursor of a SQLAlchemy connection, for the hot path: building statements
     through SQLAlchemy costs about half a millisecond each, more than SQLite takes to run them.
@@ -483,9 +482,7 @@ class _Sql:
         driver = connection.connection.driver_connection
         assert driver is not None
         self.cursor = driver.cursor()
-        processor = _timestamp_processor(connection.dialect)
-        moment = utcnow()
-        self.now = processor(moment) if processor else moment
+        self.now = stored_timestamp(connection.dialect)
 
     def run(self, statement: str, params: Sequence[Any] = ()) -> Any:
         if self.postgresql:
@@ -564,15 +561,17 @@ def _upsert(sql: _Sql, source_id: int, record: Mapping[str, Any]) -> tuple[int, 
 _COLUMNS_READ = ("record_pk", "version", *_VERSION_COLUMNS)
 
 
+def _candidate(values: Sequence[Any]) -> _Candidate:
+    """A candidate from a row of `_SELECT_VERSIONS`."""
+    row = dict(zip(_COLUMNS_READ, values, strict=True))
+    return _Candidate(row["record_pk"], row["version"], as_scorable(row))
+
+
 def _candidates(sql: _Sql, record: Mapping[str, Any], after: int = 0) -> list[_Candidate]:
     statement, params = _candidate_sql(record, after)
     if not statement:
         return []
-    found = []
-    for values in sql.run(statement, params).fetchall():
-        row = dict(zip(_COLUMNS_READ, values, strict=True))
-        found.append(_Candidate(row["record_pk"], row["version"], as_scorable(row)))
-    return found
+    return [_candidate(values) for values in sql.run(statement, params).fetchall()]
 
 
 #: Above this many versions stored since the snapshot (an ingest or a batch committed in
@@ -587,23 +586,16 @@ def _fresh_candidates(sql: _Sql, record: Mapping[str, Any], seen: int) -> list[_
     index instead cost about forty page reads, each from a page cache that the other writers'
     commits had emptied."""
     rows = sql.run(
-        f"SELECT record_pk, version, {', '.join(_VERSION_COLUMNS)} FROM record_versions "
-        f"WHERE rowid > ? ORDER BY rowid LIMIT {FRESH_SCAN_MAX + 1}",
+        f"{_SELECT_VERSIONS} WHERE rowid > ? ORDER BY rowid LIMIT {FRESH_SCAN_MAX + 1}",
         (seen,),
     ).fetchall()
     if len(rows) > FRESH_SCAN_MAX:
         return _candidates(sql, record, after=seen)
-    rules = [
-        [(b, record[a]) for a, b in rule.equalities]
-        for rule in BLOCKING_RULES
-        if all(record.get(a) is not None for a, _ in rule.equalities)
+    rules = _rule_terms(record)
+    found = [_candidate(values) for values in rows]
+    return [
+        c for c in found if any(all(c.row[b] == value for b, value in terms) for terms in rules)
     ]
-    found = []
-    for values in rows:
-        row = dict(zip(_COLUMNS_READ, values, strict=True))
-        if any(all(row[b] == value for b, value in terms) for terms in rules):
-            found.append(_Candidate(row["record_pk"], row["version"], as_scorable(row)))
-    return found
 
 
 def current_candidates(sql: _Sql, record: Mapping[str, Any]) -> list[_Candidate]:

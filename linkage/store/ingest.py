@@ -43,6 +43,7 @@ from linkage.store.models import (
     Record,
     SourceSystem,
     record_versions,
+    stored_timestamp,
     utcnow,
 )
 from linkage.store.sources import source_ids
@@ -294,7 +295,7 @@ def _ingest_batch(
     written = batch.take(pa.array([i for _, i, _ in added] + [i for *_, i in changed]))
     key_ids = written["key_id"].to_pylist()
     restricted = written["restricted"].to_pylist()
-    stamp = _timestamp(connection)
+    stamp = stored_timestamp(connection.dialect)
     ids = allocate_ids(connection, "records", len(added))
     bulk_insert(
         connection,
@@ -368,14 +369,6 @@ def _counts(summary: IngestSummary, code: str) -> SourceCounts:
     if counts is None:
         counts = summary.per_source[code] = SourceCounts()
     return counts
-
-
-def _timestamp(connection: Connection) -> Any:
-    """Now, as the dialect stores a DateTime (bulk paths bypass SQLAlchemy's type handling)."""
-    column_type = record_versions.c.ingested_at.type
-    processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
-    now = utcnow()
-    return processor(now) if processor else now
 
 
 def _existing(

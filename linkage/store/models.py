@@ -5,6 +5,8 @@ Record encodings are generated from the record contract, so the store cannot dri
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +17,7 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     DateTime,
+    Dialect,
     Float,
     ForeignKey,
     Index,
@@ -64,6 +67,20 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+@functools.lru_cache(maxsize=16)
+def _timestamp_processor(dialect: Dialect) -> Callable[[Any], Any] | None:
+    return UtcDateTime().dialect_impl(dialect).bind_processor(dialect)
+
+
+def stored_timestamp(dialect: Dialect, moment: datetime | None = None) -> Any:
+    """`moment` (default: now) as the DB-API takes it for an `_at` column, for the bulk and
+    hot paths that bypass SQLAlchemy's type handling (SQLite stores SQLAlchemy's text form).
+    The dialect's processor is made once: about 80 µs each time."""
+    processor = _timestamp_processor(dialect)
+    moment = utcnow() if moment is None else moment
+    return processor(moment) if processor else moment
 
 
 class Base(DeclarativeBase):

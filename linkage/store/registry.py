@@ -39,6 +39,7 @@ from linkage.store.models import (
     ScoredRecord,
     SourceSystem,
     record_versions,
+    stored_timestamp,
     utcnow,
 )
 from linkage.store.term_frequencies import TermFrequencyTables, freeze_frequencies
@@ -243,7 +244,7 @@ def apply_outcome(
     `since` is the snapshot's event mark: records that changed after it (the service kept
     answering while the run scored) are reconciled with the run's result, see `_carry_over`."""
     now = utcnow()
-    stamp = _timestamp(connection, now)
+    stamp = stored_timestamp(connection.dialect, now)
     plan = outcome.plan
     # Held from here to commit: real-time submissions, withdrawals and decisions wait, so none
     # lands between reading what changed since the snapshot and writing the run's result.
@@ -430,13 +431,6 @@ def _states(connection: Connection, ccis: set[str]) -> dict[str, tuple[str, str 
 def _deferred(model: Any) -> DeferredIndexes:
     table = model.__table__
     return DeferredIndexes(table, {str(index.name) for index in table.indexes})
-
-
-def _timestamp(connection: Connection, now: datetime) -> Any:
-    """`now` as the DB-API takes it for an `_at` column (SQLite: SQLAlchemy's text form)."""
-    column_type = Identifier.__table__.c.changed_at.type
-    processor = column_type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
-    return processor(now) if processor else now
 
 
 def _execute_many(connection: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
