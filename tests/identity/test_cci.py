@@ -1,5 +1,8 @@
 """CCI format: random, check character, never an NHS number."""
 
+import os
+from collections import Counter
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -46,3 +49,29 @@ def test_every_adjacent_transposition_is_detected(value: str, data: st.DataObjec
         return
     swapped = value[:position] + b + a + value[position + 2 :]
     assert normalise_cci(swapped) is None
+
+
+def test_a_forked_child_does_not_repeat_its_parents_draws() -> None:
+    """CCIs come from a block of CSPRNG bytes; a child forked after the block was read must
+    read its own, or two worker processes would hand out the same CCIs."""
+    new_cci()  # the parent now holds a part-used block
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next CCIs and leave at once
+        os.close(read)
+        os.write(write, " ".join(new_cci() for _ in range(50)).encode())
+        os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        child = set(pipe.read().split())
+    os.waitpid(pid, 0)
+    parent = {new_cci() for _ in range(50)}
+    assert len(child) == 50
+    assert not child & parent
+
+
+def test_draws_cover_the_first_symbol_evenly() -> None:
+    """The first symbol is drawn from the 21 letters: rejection keeps them equally likely."""
+    counts = Counter(new_cci()[0] for _ in range(21_000))
+    assert set(counts) == set(LETTERS)
+    assert max(counts.values()) < 1_300 and min(counts.values()) > 700
