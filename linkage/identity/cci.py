@@ -64,7 +64,7 @@ class _Draws:
                 self.offset += 7
                 value = int.from_bytes(self.block[start : self.offset], "big")
                 if value < self.LIMIT:
-                    return value % BODIES
+                    return int(value % BODIES)
 
 
 _draws = _Draws()
