@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
@@ -34,14 +35,18 @@ class TwinRule:
     IDENTIFIERS = ("nhs_number_enc", "upn_tok", "la_child_id_tok")
 
     def __init__(self, records: pa.Table) -> None:
+        self.records = records
         self.position = {uid: i for i, uid in enumerate(records["unique_id"].to_pylist())}
         self.family_tok = records["family_name_tok"].to_pylist()
-        self.family_dm = records["family_name_dm"].to_pylist()
-        self.identifiers = [records[c].to_pylist() for c in self.IDENTIFIERS]
+        self.given_tok = records["given_name_tok"].to_pylist()
         self.given_columns = self.GIVEN.columns  # a property that parses the level SQL
-        columns = set(self.given_columns) | set(SWAPPED.values())
-        self.values = {c: records[c].to_pylist() for c in sorted(columns)}
-        self.given_tok = self.values["given_name_tok"]
+        self.columns = sorted(
+            set(self.given_columns) | set(SWAPPED.values()) | {"family_name_dm", *self.IDENTIFIERS}
+        )
+        #: The full test's columns of the records it was asked about, by position: converting
+        #: every column of a million records to Python cost seconds, and clustering asks the
+        #: full test about a few percent of them.
+        self.values: dict[int, dict[str, Any]] = {}
         self.rows: dict[tuple[int, bool], dict[str, Any]] = {}
 
     @classmethod
@@ -52,45 +57,80 @@ class TwinRule:
         table = [{"unique_id": pk} | {c: row.get(c) for c in columns} for pk, row in rows.items()]
         return cls(pa.Table.from_pylist(table))
 
+    def which(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
+        """The rule for many pairs at once: the records the full test needs are read from
+        Arrow together, not one by one."""
+        position, given, family = self.position, self.given_tok, self.family_tok
+        wanted: set[int] = set()
+        for a, b in pairs:
+            i, j = position[a], position[b]
+            if given[i] != given[j] or family[i] != family[j]:
+                wanted.update((i, j))
+        self._read(wanted)
+        return [self(a, b) for a, b in pairs]
+
+    def _read(self, positions: Collection[int]) -> None:
+        missing = sorted(i for i in positions if i not in self.values)
+        if missing:
+            rows = self._columns.take(pa.array(missing, pa.int64()))
+            self.values.update(zip(missing, rows.to_pylist(), strict=True))
+
+    @cached_property
+    def _columns(self) -> pa.Table:
+        """The full test's columns in one chunk each: taking from a many-chunked column
+        concatenates its chunks first, on every call."""
+        return self.records.select(self.columns).combine_chunks()
+
+    def _values(self, i: int) -> dict[str, Any]:
+        found = self.values.get(i)
+        if found is None:
+            self._read([i])
+            found = self.values[i]
+        return found
+
     def _row(self, i: int, swapped: bool = False) -> dict[str, Any]:
         row = self.rows.get((i, swapped))
         if row is None:
-            row = {c: self.values[c][i] for c in self.given_columns}
+            values = self._values(i)
+            row = {c: values[c] for c in self.given_columns}
             canon = row.get("given_name_canon")
             if isinstance(canon, str):
                 row["given_name_canon"] = [int(t) for t in canon.split()]
             if swapped:  # no canonical forms exist for a family name
-                row.update({c: self.values[f][i] for c, f in SWAPPED.items()})
+                row.update({c: values[f] for c, f in SWAPPED.items()})
                 row["given_name_canon"] = None
             self.rows[(i, swapped)] = row
         return row
 
-    def _same_family(self, i: int, j: int) -> bool:
-        family_dm = self.family_dm[i]
-        return self.family_tok[i] == self.family_tok[j] or (
-            family_dm is not None and family_dm == self.family_dm[j]
-        )
-
     def __call__(self, a: int, b: int) -> bool:
         i, j = self.position[a], self.position[b]
+        given_tok, family_tok = self.given_tok, self.family_tok
+        if given_tok[i] == given_tok[j] and family_tok[i] == family_tok[j]:
+            return False  # the same names (the usual question): nothing else read
+        values_i, values_j = self._values(i), self._values(j)
         swapped_i = swapped_j = False
-        if not self._same_family(i, j):
+        family_dm = values_i["family_name_dm"]
+        same_family = family_tok[i] == family_tok[j] or (
+            family_dm is not None and family_dm == values_j["family_name_dm"]
+        )
+        if not same_family:
             # One record's given name is the other's family name: a swap, read it back.
-            family_i, family_j = self.family_tok[i], self.family_tok[j]
-            if family_j is not None and self.given_tok[i] == family_j:
+            family_i, family_j = family_tok[i], family_tok[j]
+            if family_j is not None and given_tok[i] == family_j:
                 swapped_i = True
-            elif family_i is not None and self.given_tok[j] == family_i:
+            elif family_i is not None and given_tok[j] == family_i:
                 swapped_j = True
             else:
                 return False
-        if any(v[i] is not None and v[i] == v[j] for v in self.identifiers):
-            return False
+        for name in self.IDENTIFIERS:
+            if values_i[name] is not None and values_i[name] == values_j[name]:
+                return False
         read = {
             False: ("given_name_tok", "given_name_dm"),
             True: ("family_name_tok", "family_name_dm"),
         }
-        given_i, sound_i = (self.values[c][i] for c in read[swapped_i])
-        given_j, sound_j = (self.values[c][j] for c in read[swapped_j])
+        given_i, sound_i = (values_i[c] for c in read[swapped_i])
+        given_j, sound_j = (values_j[c] for c in read[swapped_j])
         if given_i is None or given_j is None or given_i == given_j:
             return False  # the null or the exact level: never the ELSE level (0)
         if sound_i is not None and sound_i == sound_j:

@@ -56,3 +56,20 @@ def test_different_families_are_no_twins() -> None:
         records(("Leonardo", "Oliveira", "2022-03-11"), ("Lucia", "Smith", "2022-03-11"))
     )
     assert not rule(1, 2)
+
+
+def test_asked_together_or_one_by_one_the_rule_answers_the_same() -> None:
+    """`which` reads the records it needs in one go; the answers are the pairwise ones.
+    The table comes in several chunks, as a registry snapshot does."""
+    table = records(
+        ("Leonardo", "Oliveira", "2022-03-11"),
+        ("Lucia", "Oliveira", "2022-03-11"),
+        ("Oliveira", "Leonardo", "2022-03-11"),
+        ("Leonardo", "Oliveira", "2022-03-11"),
+        ("Lucia", "Smith", "2022-03-11"),
+    )
+    chunked = pa.concat_tables([table.slice(0, 2), table.slice(2, 2), table.slice(4)])
+    pairs = [(a, b) for a in range(1, 6) for b in range(1, 6) if a != b]
+    expected = [TwinRule(table)(a, b) for a, b in pairs]
+    assert TwinRule(chunked).which(pairs) == expected
+    assert sum(expected) == 6  # Lucia against each Leonardo record, each way

@@ -1,6 +1,11 @@
 """Constrained clustering: decisions and the NHS rule outrank scores."""
 
-from linkage.identity.clustering import cluster_records
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from linkage.identity.clustering import cluster_records, greedy_clusters
 
 
 def as_sets(clusters: list[set[object]]) -> set[frozenset[object]]:
@@ -58,3 +63,46 @@ def test_conflicting_records_in_one_bucket_are_kept_apart() -> None:
     )
     assert as_sets(result.clusters) == {frozenset({1, 2}), frozenset({3, 4})}
     assert result.refused_conflict == 1
+
+
+records = st.lists(st.integers(0, 30), min_size=2, max_size=25, unique=True)
+
+
+@st.composite
+def problems(draw: st.DrawFn) -> dict[str, Any]:
+    """Random records, links, NHS numbers, decisions, buckets and a conflict rule."""
+    nodes = draw(records)
+    ends = st.sampled_from([*nodes, 40, 41])  # 40, 41: met only through a link or decision
+    pair = st.tuples(ends, ends)
+    weights = st.sampled_from([12.0, 15.5, 15.5, 20.0, 31.0])  # ties on purpose
+    links = draw(st.lists(st.tuples(ends, ends, weights)))
+    some = st.lists(st.sampled_from(nodes), unique=True)
+    clashing = frozenset(
+        draw(st.lists(st.frozensets(st.sampled_from(nodes), min_size=2, max_size=2)))
+    )
+    return {
+        "records": nodes,
+        "links": links,
+        "health_nhs": {n: draw(st.sampled_from(["", "A", "B", "C"])) for n in draw(some)},
+        "must_link": draw(st.lists(pair, max_size=2)),
+        "cannot_link": draw(st.lists(pair, max_size=3)),
+        "conflict_key": {n: draw(st.sampled_from(["d1", "d2", None])) for n in draw(some)},
+        "conflicts": lambda a, b: frozenset((a, b)) in clashing,
+    }
+
+
+@settings(deadline=None, max_examples=400)
+@given(problems())
+def test_components_first_gives_the_greedy_unions_result(problem: dict[str, Any]) -> None:
+    """Clustering only the components that hold a constrained pair is a shortcut: clusters
+    (in order), link counts and refusals are the greedy union's over everything."""
+    fast = cluster_records(**problem)
+    greedy = greedy_clusters(**problem)
+    assert fast.clusters == greedy.clusters
+    assert fast.links_used == greedy.links_used
+    assert fast.refused == greedy.refused
+    assert (fast.refused_nhs_conflict, fast.refused_cannot_link, fast.refused_conflict) == (
+        greedy.refused_nhs_conflict,
+        greedy.refused_cannot_link,
+        greedy.refused_conflict,
+    )
