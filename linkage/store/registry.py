@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +58,17 @@ SNAPSHOT_SCHEMA = pa.schema(
 #: transposing them into columns in Python (1.17M records: 2.5 s against 8.7 s).
 _READ_ROW = pa.struct([*SNAPSHOT_SCHEMA, pa.field("current_version", pa.int64())])
 _PAIR_COLUMNS = ("record_pk_l", "record_pk_r", "match_weight", "match_probability")
+_REVIEW_COLUMNS = (
+    "record_pk_l",
+    "record_pk_r",
+    "run_id",
+    "match_weight",
+    "match_probability",
+    "reason",
+    "explanation",
+    "status",
+    "created_at",
+)
 
 
 def _time(value: datetime | str) -> datetime:
@@ -496,19 +508,26 @@ def _replace_review_items(
         )
     fresh = [p for pair, p in wanted.items() if pair not in open_items]
     explanations = outcome.explain([(p.record_l, p.record_r) for p in fresh])
-    rows: list[dict[str, Any]] = [
-        {
-            "record_pk_l": p.record_l,
-            "record_pk_r": p.record_r,
-            "run_id": run_id,
-            "match_weight": p.match_weight,
-            "match_probability": p.match_probability,
-            "reason": p.reason,
-            "explanation": explanation,
-            "status": "open",
-            "created_at": now,
-        }
-        for p, explanation in zip(fresh, explanations, strict=True)
-    ]
-    if rows:
-        connection.execute(insert(ReviewItem), rows)
+    # Through the DB-API, the explanation as the JSON text SQLAlchemy's JSON type would
+    # store: a first run opens tens of thousands of items, and the ORM's insert of them
+    # cost more than working out their explanations.
+    stamp = stored_timestamp(connection.dialect, now)
+    bulk_insert(
+        connection,
+        "review_items",
+        _REVIEW_COLUMNS,
+        [
+            (
+                p.record_l,
+                p.record_r,
+                run_id,
+                p.match_weight,
+                p.match_probability,
+                p.reason,
+                json.dumps(explanation),
+                "open",
+                stamp,
+            )
+            for p, explanation in zip(fresh, explanations, strict=True)
+        ],
+    )
