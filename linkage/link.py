@@ -176,7 +176,8 @@ def link_registry(
         seconds.update(outcome.stats["seconds"])
         outcome.stats["seconds"] = seconds
         clock = time.perf_counter()
-        with collector_paused(), write_transaction(engine) as connection:
+        # The outcome refers to records, identifiers and this run, none ever deleted.
+        with collector_paused(), write_transaction(engine, bulk=True) as connection:
             apply_outcome(connection, run_id, outcome, since=snapshot.event_mark)
         timed("write")  # after the summary was stored: only the report carries it
     except BaseException:

@@ -95,5 +95,11 @@ def test_link_rerun_and_second_delivery_keep_identifiers_stable(
             assert cci in statuses
         assert kinds.count("superseded") == later.stats["merged"]
         assert kinds.count("created") == later.stats["new"]
+        if engine.dialect.name == "sqlite":
+            # Ingest and the run's write do not have SQLite check references row by row
+            # (`write_transaction(bulk=True)`): every one they made must hold all the same.
+            with engine.connect() as c:
+                assert c.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+                assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         engine.dispose()

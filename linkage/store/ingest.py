@@ -112,7 +112,8 @@ def ingest_files(
     summary = IngestSummary()
     started = time.perf_counter()
     done_before = 0
-    with write_transaction(engine) as connection:
+    # References are all checked or made here (key ids, sources, record keys): `bulk`.
+    with write_transaction(engine, bulk=True) as connection:
         _prepare(connection)
         load = _Load(
             DeferredIndexes(record_versions, {str(i.name) for i in record_versions.indexes}),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from linkage.store import make_engine, upgrade
+from linkage.store.database import write_transaction
 from linkage.store.models import (
     Assignment,
     Event,
@@ -88,5 +91,31 @@ def test_in_memory_sqlite_works() -> None:
             connection.execute(insert(SourceSystem).values(code="health", kind="health"))
         with engine.connect() as connection:
             assert connection.scalar(select(SourceSystem.code)) == "health"
+    finally:
+        engine.dispose()
+
+
+def test_bulk_writers_skip_reference_checks_only_inside_their_transaction(
+    tmp_path: Path,
+) -> None:
+    """`write_transaction(bulk=True)` turns SQLite's row-by-row reference checks off for its
+    own transaction; the pooled connection checks them again afterwards, even when the bulk
+    transaction failed."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'registry.db'}")
+    dangling = insert(Assignment).values(record_pk=99, cci="A", method="auto")
+    try:
+        upgrade(engine)
+        with write_transaction(engine) as connection:
+            _one_record(connection)
+        with pytest.raises(RuntimeError), write_transaction(engine, bulk=True) as connection:
+            connection.execute(dangling)  # no record 99: not checked here
+            raise RuntimeError("the writer fails: nothing it wrote stays")
+        with pytest.raises(IntegrityError), write_transaction(engine) as connection:
+            connection.execute(dangling)
+        with write_transaction(engine, bulk=True) as connection:
+            connection.execute(insert(Assignment).values(record_pk=1, cci="A", method="auto"))
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.scalar(select(func.count()).select_from(Assignment)) == 1
     finally:
         engine.dispose()
