@@ -23,8 +23,9 @@ from linkage.identity.cci import new_cci
 RecordKey = int  # a record's primary key in the registry
 
 
-@dataclass(frozen=True)
-class PriorIdentifier:
+class PriorIdentifier(NamedTuple):
+    """An active CCI as a run finds it (a named tuple: a run reads every active one)."""
+
     cci: str
     created_at: datetime
     nhs_anchored: bool = False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
@@ -74,7 +75,14 @@ _REVIEW_COLUMNS = (
 def _time(value: datetime | str) -> datetime:
     """A timestamp as the DB-API returns it (SQLite: text), timezone-aware UTC."""
     if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+        return _parsed(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> datetime:
+    """Cached: the CCIs a run creates share its timestamp, and a snapshot reads them all."""
+    value = datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
