@@ -12,6 +12,9 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 RecordKey = int  # a record's primary key in the registry
+#: Larger components skip the pairwise pre-check (its pairs grow with the square of their
+#: size) and are clustered greedily.
+PRECHECK_MAX = 200
 
 
 @dataclass
@@ -256,6 +259,9 @@ def _conflicted(
             found.add(root)
             continue
         if conflicts is None:
+            continue
+        if len(group) > PRECHECK_MAX:
+            found.add(root)  # the greedy union checks it, and stops at a first conflict
             continue
         buckets: dict[Hashable, list[RecordKey]] = {}
         for node in group:

@@ -5,7 +5,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from linkage.identity.clustering import cluster_records, greedy_clusters
+from linkage.identity.clustering import PRECHECK_MAX, cluster_records, greedy_clusters
 
 
 def as_sets(clusters: list[set[object]]) -> set[frozenset[object]]:
@@ -106,3 +106,19 @@ def test_components_first_gives_the_greedy_unions_result(problem: dict[str, Any]
         greedy.refused_cannot_link,
         greedy.refused_conflict,
     )
+
+
+def test_a_large_component_is_clustered_greedily_with_the_same_result() -> None:
+    """A component past PRECHECK_MAX skips the pairwise pre-check; the greedy union then
+    keeps its conflicting pair apart as it would have anyway."""
+    size = PRECHECK_MAX + 50
+    chain = [(n, n + 1, 20.0 - n / 1000) for n in range(size - 1)]
+    problem: dict[str, Any] = {
+        "records": list(range(size)),
+        "links": chain,
+        "conflict_key": dict.fromkeys(range(size), "d1"),
+        "conflicts": lambda a, b: {a, b} == {0, size - 1},
+    }
+    fast, greedy = cluster_records(**problem), greedy_clusters(**problem)
+    assert fast.clusters == greedy.clusters and len(fast.clusters) == 2
+    assert fast.refused_conflict == greedy.refused_conflict == 1
