@@ -29,8 +29,9 @@ BUSY_TIMEOUT_MS = 30_000
 #: SQLite page cache of each connection: index pages of the look-ups stay hot.
 CACHE_KIB = 64 * 1024
 #: ... and of a bulk writer's while it writes, for its index rebuilds and B-tree inserts
-#: (ingest of 1M records, interleaved runs: 44-54 s with 64 MiB, 40-44 s with 1 GiB). A
-#: limit, not an allocation, and trimmed back when the transaction ends.
+#: (ingest of 1M records, eight interleaved runs: 45-60 s, mean 55, with 64 MiB; 40-60 s,
+#: mean 50, with 1 GiB). A limit, not an allocation, and trimmed back when the transaction
+#: ends.
 BULK_CACHE_KIB = 1024 * 1024
 #: Key of the PostgreSQL advisory lock that serialises migrations (any constant unique to it).
 MIGRATION_LOCK = 0x43434900
