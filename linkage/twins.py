@@ -60,14 +60,19 @@ class TwinRule:
     def which(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
         """The rule for many pairs at once: the records the full test needs are read from
         Arrow together, not one by one."""
-        position, given, family = self.position, self.given_tok, self.family_tok
+        position = self.position
         wanted: set[int] = set()
         for a, b in pairs:
             i, j = position[a], position[b]
-            if given[i] != given[j] or family[i] != family[j]:
+            if not self._same_names(i, j):
                 wanted.update((i, j))
         self._read(wanted)
         return [self(a, b) for a, b in pairs]
+
+    def _same_names(self, i: int, j: int) -> bool:
+        """The same given and family name tokens: never twins (the exact given-name level)."""
+        given, family = self.given_tok, self.family_tok
+        return bool(given[i] == given[j] and family[i] == family[j])
 
     def _read(self, positions: Collection[int]) -> None:
         missing = sorted(i for i in positions if i not in self.values)
@@ -104,9 +109,9 @@ class TwinRule:
 
     def __call__(self, a: int, b: int) -> bool:
         i, j = self.position[a], self.position[b]
+        if self._same_names(i, j):
+            return False  # the usual question: nothing else read
         given_tok, family_tok = self.given_tok, self.family_tok
-        if given_tok[i] == given_tok[j] and family_tok[i] == family_tok[j]:
-            return False  # the same names (the usual question): nothing else read
         values_i, values_j = self._values(i), self._values(j)
         swapped_i = swapped_j = False
         family_dm = values_i["family_name_dm"]
