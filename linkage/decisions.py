@@ -39,6 +39,7 @@ from linkage.store.models import (
     Record,
     ReviewItem,
     SourceSystem,
+    as_utc,
     record_versions,
     utcnow,
 )
@@ -346,10 +347,6 @@ def _lock_blocking_keys(connection: Connection, members: Mapping[int, MemberReco
         connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _recluster(
     connection: Connection,
     ccis: set[str],
@@ -396,10 +393,10 @@ def _recluster(
     )
     latest = datetime.max.replace(tzinfo=UTC)
     clusters.sort(
-        key=lambda c: (min(_aware(since[pk]) if pk in since else latest for pk in c), min(c))
+        key=lambda c: (min(as_utc(since[pk]) if pk in since else latest for pk in c), min(c))
     )
     identifiers = {
-        cci: PriorIdentifier(cci, _aware(created), bool(anchored))
+        cci: PriorIdentifier(cci, as_utc(created), bool(anchored))
         for cci, created, anchored in connection.execute(
             select(Identifier.cci, Identifier.created_at, Identifier.nhs_anchored).where(
                 Identifier.cci.in_({m.cci for m in members.values() if m.cci}),

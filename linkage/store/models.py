@@ -55,6 +55,11 @@ def _in(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
+def as_utc(value: datetime) -> datetime:
+    """`value` timezone-aware: a naive time from the store is UTC (everything written is)."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 class UtcDateTime(TypeDecorator[datetime]):
     """A timezone-aware UTC timestamp on every database: SQLite keeps no zone, so what it
     returns is marked UTC here (everything written is UTC), and callers never see a naive
@@ -64,9 +69,7 @@ class UtcDateTime(TypeDecorator[datetime]):
     cache_ok = True
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+        return None if value is None else as_utc(value)
 
 
 @functools.lru_cache(maxsize=16)

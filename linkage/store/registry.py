@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -40,6 +40,7 @@ from linkage.store.models import (
     ScoredPair,
     ScoredRecord,
     SourceSystem,
+    as_utc,
     record_versions,
     stored_timestamp,
     utcnow,
@@ -74,16 +75,13 @@ _REVIEW_COLUMNS = (
 
 def _time(value: datetime | str) -> datetime:
     """A timestamp as the DB-API returns it (SQLite: text), timezone-aware UTC."""
-    if isinstance(value, str):
-        return _parsed(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return _parsed(value) if isinstance(value, str) else as_utc(value)
 
 
 @lru_cache(maxsize=4096)
 def _parsed(text: str) -> datetime:
     """Cached: the CCIs a run creates share its timestamp, and a snapshot reads them all."""
-    value = datetime.fromisoformat(text)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return as_utc(datetime.fromisoformat(text))
 
 
 def _driver_rows(connection: Connection, query: Any) -> Iterator[list[tuple[Any, ...]]]:
