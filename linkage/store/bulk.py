@@ -1,14 +1,18 @@
-"""Fast bulk inserts: pysqlite executemany on SQLite, COPY on PostgreSQL.
+"""Fast bulk inserts and reads: pysqlite executemany on SQLite, COPY on PostgreSQL.
 
 ORM or Core executemany with dictionaries costs tens of microseconds a row; these paths cost a
-few, which is what makes a million-row ingest take seconds rather than minutes.
+few, which is what makes a million-row ingest take seconds rather than minutes. On PostgreSQL
+COPY's CSV is written and parsed by Arrow, so no Python object is made per value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import io
+from collections.abc import Collection, Iterator, Sequence
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from sqlalchemy import Connection, Index, Table, text
 from sqlalchemy.schema import CreateIndex, DropIndex
 
@@ -18,30 +22,89 @@ DEFER_MIN_ROWS = 50_000
 DEFER_MIN_SHARE = 0.3
 #: PostgreSQL statistics are refreshed once this many rows changed (and the table doubled).
 ANALYZE_MIN_ROWS = 5_000
+#: Rows per CSV chunk sent to PostgreSQL's COPY: a few MB each, so memory stays flat.
+COPY_CHUNK_ROWS = 20_000
+#: Bytes of COPY output parsed at a time.
+COPY_OUT_BYTES = 16 << 20
+#: Arrow's CSV rendering is PostgreSQL's: NULL unquoted and empty, an empty string quoted.
+_CSV_OPTIONS = pa_csv.WriteOptions(include_header=False, quoting_style="needed")
 
 
 def bulk_insert(
-    connection: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    connection: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]] | pa.Table,
 ) -> None:
-    if not rows:
+    """Insert `rows` (tuples in `columns` order, or an Arrow table with those columns)."""
+    if not len(rows):
         return
     names = ", ".join(columns)
     if connection.dialect.name == "postgresql":
-        driver = connection.connection.driver_connection
-        assert driver is not None
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
+        data = rows if isinstance(rows, pa.Table) else _arrow_table(columns, rows)
+        copy_csv(connection, f"COPY {table} ({names}) FROM STDIN (FORMAT csv)", data)
         return
+    if isinstance(rows, pa.Table):
+        rows = list(zip(*(rows[name].to_pylist() for name in columns), strict=True))
     marks = ", ".join("?" for _ in columns)
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
     finally:
         cursor.close()
+
+
+def copy_csv(connection: Connection, statement: str, data: pa.Table) -> None:
+    """Stream `data` to a PostgreSQL COPY ... FROM STDIN (FORMAT csv), rendered by Arrow.
+
+    Rendering in Arrow's C++ rather than row by row in Python (psycopg's write_row), and the
+    server parses one chunk while the next renders: a 1M-record run's write stage took 54 s
+    against 65 s. (Ingest did not gain: there the server's index upkeep is the cost.)"""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    buffer = io.BytesIO()
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for start in range(0, data.num_rows, COPY_CHUNK_ROWS):
+            buffer.seek(0)
+            buffer.truncate()
+            pa_csv.write_csv(data.slice(start, COPY_CHUNK_ROWS), buffer, _CSV_OPTIONS)
+            copy.write(buffer.getvalue())
+
+
+def copy_out(connection: Connection, query: str, schema: pa.Schema) -> Iterator[pa.Table]:
+    """Rows of a PostgreSQL `query` whose columns are `schema`'s, as Arrow tables of a few MB,
+    through COPY ... TO STDOUT (FORMAT csv): parsed by Arrow (in a C++ thread pool), not made
+    into Python tuples first (1M records' snapshot: 7.6 s against 11.2 s)."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    options = {
+        "read_options": pa_csv.ReadOptions(column_names=schema.names),
+        "convert_options": pa_csv.ConvertOptions(
+            column_types=schema,
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,  # "" is an empty string, nothing is NULL
+            true_values=["t"],
+            false_values=["f"],
+        ),
+    }
+    parts: list[bytes] = []
+    size = 0
+    with driver.cursor() as cursor, cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+        for row in copy:  # libpq hands COPY data over one whole row at a time
+            parts.append(bytes(row))
+            size += len(row)
+            if size >= COPY_OUT_BYTES:
+                yield pa_csv.read_csv(pa.BufferReader(b"".join(parts)), **options)
+                parts, size = [], 0
+    if parts:
+        yield pa_csv.read_csv(pa.BufferReader(b"".join(parts)), **options)
+
+
+def _arrow_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.Table:
+    """Rows as Arrow columns, each column's type inferred from its values."""
+    values = zip(*rows, strict=True)
+    return pa.table({name: pa.array(v) for name, v in zip(columns, values, strict=True)})
 
 
 def allocate_ids(connection: Connection, table: str, count: int) -> list[int]:

@@ -343,23 +343,16 @@ def _ingest_batch(
                 )
             ],
         )
-    bulk_insert(
-        connection,
-        "record_versions",
-        VERSION_COLUMNS,
-        list(
-            zip(
-                ids + [pk for pk, *_ in changed],
-                [1] * len(added) + [version for _, version, *_ in changed],
-                key_ids,
-                written["encoding_version"].to_pylist(),
-                [digest for *_, digest in added] + [digest for _, _, digest, _ in changed],
-                *(written[name].to_pylist() for name in CONTENT_COLUMNS),
-                repeat(stamp),
-                strict=False,  # shortest: every list has one entry per written row
-            )
-        ),
-    )
+    versions = {
+        "record_pk": pa.array(ids + [pk for pk, *_ in changed], pa.int64()),
+        "version": pa.array([1] * len(added) + [v for _, v, *_ in changed], pa.int64()),
+        "key_id": written["key_id"],
+        "encoding_version": written["encoding_version"],
+        "content_hash": pa.array([d for *_, d in added] + [d for _, _, d, _ in changed]),
+        **{name: written[name] for name in CONTENT_COLUMNS},
+        "ingested_at": pa.array([stamp] * written.num_rows),
+    }
+    bulk_insert(connection, "record_versions", VERSION_COLUMNS, pa.table(versions))
     load.statistics.added_rows(connection, len(added))
     summary.records_added += len(added)
     summary.versions_added += len(added) + len(changed)
