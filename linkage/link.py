@@ -37,6 +37,7 @@ from linkage.store.registry import (
     load_snapshot,
     start_run,
 )
+from linkage.store.version_blocks import store_blocks
 
 Stage = Callable[[str], None]
 #: What `link_registry` reports to its `stage` callback as each stage ends, in order (a run
@@ -179,6 +180,8 @@ def link_registry(
         # The outcome refers to records, identifiers and this run, none ever deleted.
         with collector_paused(), write_transaction(engine, bulk=True) as connection:
             apply_outcome(connection, run_id, outcome, since=snapshot.event_mark)
+            if snapshot.uncached_versions is not None:
+                store_blocks(connection, snapshot.uncached_versions)
         timed("write")  # after the summary was stored: only the report carries it
     except BaseException:
         with write_transaction(engine) as connection:

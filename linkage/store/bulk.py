@@ -41,7 +41,11 @@ def bulk_insert(
         return
     names = ", ".join(columns)
     if connection.dialect.name == "postgresql":
-        data = rows if isinstance(rows, pa.Table) else _arrow_table(columns, rows)
+        data = (
+            rows.select(list(columns))
+            if isinstance(rows, pa.Table)
+            else _arrow_table(columns, rows)
+        )
         copy_csv(connection, f"COPY {table} ({names}) FROM STDIN (FORMAT csv)", data)
         return
     if isinstance(rows, pa.Table):

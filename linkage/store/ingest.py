@@ -47,6 +47,7 @@ from linkage.store.models import (
     utcnow,
 )
 from linkage.store.sources import source_ids
+from linkage.store.version_blocks import store_blocks
 
 #: progress(bytes done, bytes in all files)
 Progress = Callable[[int, int], None]
@@ -352,7 +353,9 @@ def _ingest_batch(
         **{name: written[name] for name in CONTENT_COLUMNS},
         "ingested_at": pa.array([stamp] * written.num_rows),
     }
-    bulk_insert(connection, "record_versions", VERSION_COLUMNS, pa.table(versions))
+    written_versions = pa.table(versions)
+    bulk_insert(connection, "record_versions", VERSION_COLUMNS, written_versions)
+    store_blocks(connection, written_versions.append_column("unique_id", versions["record_pk"]))
     load.statistics.added_rows(connection, len(added))
     summary.records_added += len(added)
     summary.versions_added += len(added) + len(changed)
