@@ -121,25 +121,49 @@ def current_records(connection: Connection) -> tuple[pa.Table, pa.Table]:
         connection,
         select(Record.id, Record.current_version, SourceSystem.kind)
         .join(SourceSystem, SourceSystem.id == Record.source_system_id)
-        .where(Record.status == "active"),
+        .where(Record.status == "active")
+        .order_by(Record.id),
         _KEY_SCHEMA,
     )
-    on = {"keys": ["unique_id", "current_version"], "right_keys": ["unique_id", "version"]}
-    blocks = read_blocks(connection)
-    found = keys.join(blocks, join_type="inner", **on)
-    missing = keys.join(blocks, join_type="left anti", **on)
-    uncached = _versions_of(connection, missing["unique_id"])
-    read = pa.concat_tables(
-        [
-            found.select(_READ_SCHEMA.names),
-            missing.join(uncached, join_type="inner", **on).select(_READ_SCHEMA.names),
-        ]
-    ).sort_by("unique_id")
-    ids = read["unique_id"]
-    if len(ids) > keys.num_rows:  # a version stored twice in the blocks: keep one
-        first = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1)).combine_chunks()
-        read = read.filter(pa.concat_arrays([pa.array([True]), first]))
-    return read, uncached
+    found = _current_of(keys, read_blocks(connection))
+    if found.num_rows == keys.num_rows:  # `found` is a subset of `keys`, without repeats
+        return found, BLOCK_SCHEMA.empty_table()
+    missing = pc.invert(pc.is_in(keys["unique_id"], value_set=found["unique_id"]))
+    uncached = _versions_of(connection, keys["unique_id"].filter(missing))
+    if not uncached.num_rows:
+        return found, uncached
+    both = pa.concat_tables([found, _current_of(keys, uncached)])
+    return both.take(pc.sort_indices(both["unique_id"])), uncached
+
+
+def _current_of(keys: pa.Table, versions: pa.Table) -> pa.Table:
+    """The rows of `versions` (BLOCK_SCHEMA) that are current per `keys` (_KEY_SCHEMA, by
+    unique_id), once each, in `keys` order, as `_READ_SCHEMA`. Index arithmetic rather than
+    Arrow's hash join, which took 3.8 s to carry the 26 columns of a million records along."""
+    if not keys.num_rows:
+        return _READ_SCHEMA.empty_table()
+    ids = versions["unique_id"].combine_chunks()
+    at = pc.index_in(ids, value_set=keys["unique_id"].combine_chunks())  # position in keys
+    current = pc.equal(
+        versions["version"].combine_chunks(), keys["current_version"].take(pc.fill_null(at, 0))
+    )
+    current = pc.fill_null(current, False).combine_chunks()
+    at = at.filter(current)
+    rows = pc.indices_nonzero(current)  # position in versions
+    order = pc.sort_indices(at)
+    at, rows = at.take(order), rows.take(order)
+    if len(at) > 1:  # a version stored twice (never by design): keep one
+        first = pc.not_equal(at.slice(1), at.slice(0, len(at) - 1))
+        keep = pa.concat_arrays([pa.array([True]), first])
+        at, rows = at.filter(keep), rows.filter(keep)
+    taken = versions.take(rows)
+    columns = {
+        "unique_id": keys["unique_id"].take(at),
+        "source_kind": keys["source_kind"].take(at),
+        **{name: taken[name] for name in _READ_SCHEMA.names[2:-1]},
+        "current_version": keys["current_version"].take(at),
+    }
+    return pa.table(columns, schema=_READ_SCHEMA)
 
 
 def _versions_of(connection: Connection, ids: pa.ChunkedArray) -> pa.Table:
