@@ -1,11 +1,13 @@
 """End-to-end linkage time against plain Splink on the same records in clear, in one run.
 
     .venv/bin/python benchmarks/link.py [--children 560000] [--delivery 0.01]   # ~1,000,000 records
+        [--database postgresql://postgres@127.0.0.1:5432/test]
 
 Service: ingest + train + score + cluster + assign + events (a full `link_registry` on a fresh
-SQLite registry), then a re-run after a delivery of new and changed records (1% of the registry
-by default). Baseline: plain Splink's train + predict on the raw values, clustered as connected
-components. Each side runs in its own process so the peak memory figures are its own.
+registry: an SQLite file, or with --database a new database made on that PostgreSQL server
+and dropped afterwards), then a re-run after a delivery of new and changed records (1% of the
+registry by default). Baseline: plain Splink's train + predict on the raw values, clustered as
+connected components. Each side runs in its own process so the peak memory figures are its own.
 """
 
 from __future__ import annotations
@@ -14,22 +16,48 @@ import argparse
 import csv
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from _measure import measure
 from accuracy import clear_records, plain_splink_pairs
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from linkage.demo import write_delivery
 from linkage.identity.clustering import cluster_records
 from linkage.link import link_registry
 from linkage.pseudonymise import generate_key, pseudonymise_file
-from linkage.store import ingest_files, make_engine
+from linkage.store import database_url, ingest_files, make_engine
 
 
-def service(folder: str) -> dict[str, Any]:
+@contextmanager
+def fresh_registry(folder: Path, server: str | None) -> Iterator[str]:
+    """URL of an empty registry: an SQLite file in `folder`, or a new database on `server`."""
+    if server is None:
+        yield f"sqlite:///{folder / 'registry.db'}"
+        return
+    admin = create_engine(database_url(server), isolation_level="AUTOCOMMIT")
+    name = f"cci_bench_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(database_url(server)).set(database=name).render_as_string(False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def service(folder: str, server: str | None) -> dict[str, Any]:
     base = Path(folder)
-    engine = make_engine(f"sqlite:///{base / 'registry.db'}")
+    with fresh_registry(base, server) as url:
+        return _service(base, make_engine(url))
+
+
+def _service(base: Path, engine: Engine) -> dict[str, Any]:
     started = time.perf_counter()
     ingest = ingest_files(engine, [base / "pseudo.csv"])
     report = link_registry(engine)
@@ -78,6 +106,11 @@ def main() -> None:
         help="size of the re-run's delivery as a fraction of the first delivery's records "
         "(rows taken evenly from the second delivery's new and changed rows; 1 = all of them)",
     )
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="a PostgreSQL server to make the registry on (default: an SQLite file)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -98,10 +131,11 @@ def main() -> None:
             writer = csv.DictWriter(o, fieldnames=reader.fieldnames or [])
             writer.writeheader()  # only what changed: a realistic incremental delivery
             writer.writerows(changed[round(i * len(changed) / wanted)] for i in range(wanted))
-        s_seconds, s_peak, ours = measure(service, str(folder))
+        s_seconds, s_peak, ours = measure(service, str(folder), args.database)
         p_seconds, p_peak, base = measure(plain, str(folder))
     stats = ours["stats"]
-    print(f"{stats['records']:,} records; model: {ours['source']}")
+    store = "PostgreSQL" if args.database else "SQLite"
+    print(f"{stats['records']:,} records; registry on {store}; model: {ours['source']}")
     print(
         f"service: ingest {ours['ingest']:.0f} s + link {ours['total'] - ours['ingest']:.0f} s "
         f"(stages {stats['seconds']}) = {ours['total']:.0f} s, peak {s_peak:,.0f} MiB"
