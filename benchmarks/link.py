@@ -16,7 +16,6 @@ import argparse
 import csv
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +23,8 @@ from typing import Any
 
 from _measure import measure
 from accuracy import clear_records, plain_splink_pairs
-from sqlalchemy import Engine, create_engine, make_url, text
+from ingest import fresh_postgres
+from sqlalchemy import Engine
 
 from linkage.demo import write_delivery
 from linkage.identity.clustering import cluster_records
@@ -39,16 +39,14 @@ def fresh_registry(folder: Path, server: str | None) -> Iterator[str]:
     if server is None:
         yield f"sqlite:///{folder / 'registry.db'}"
         return
-    admin = create_engine(database_url(server), isolation_level="AUTOCOMMIT")
-    name = f"cci_bench_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    made = fresh_postgres(database_url(server))
+    if made is None:
+        raise SystemExit(f"no PostgreSQL server at {server}")
+    url, drop = made
     try:
-        yield make_url(database_url(server)).set(database=name).render_as_string(False)
+        yield url
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop()
 
 
 def service(folder: str, server: str | None) -> dict[str, Any]:
