@@ -412,8 +412,8 @@ class ScoredRecord(Base):
 
 class RecordVersionBlock(Base):
     """Record versions again, as Parquet blocks of the columns a linkage run reads: a run
-    takes a million records' current versions from these in about a second, where turning
-    `record_versions` rows into Python values took ten. Versions never change, so a copy
+    takes a million records' current versions from these in under 3 s, where turning
+    `record_versions` rows into Python values took 10-11 s. Versions never change, so a copy
     cannot go stale. Ingest writes the blocks with its versions, in the same transaction;
     the next run adds any version stored another way (the real-time path). The blocks hold
     the same encodings as `record_versions`, in the same database: nothing new to protect."""
