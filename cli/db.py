@@ -17,6 +17,7 @@ from linkage.contract import SOURCE_KINDS
 from linkage.errors import CCIError, UnknownKeyError, UnusableInputError
 from linkage.store import (
     add_source,
+    batch_engine,
     current_revision,
     database_url,
     downgrade,
@@ -113,15 +114,12 @@ def ingest(
     of the call is then ingested."""
     url = _url(database_url)
     with _reachable(url):
-        engine = make_engine(url)
         try:
-            with progress_bar("ingesting") as progress:
+            with batch_engine(url) as engine, progress_bar("ingesting") as progress:
                 summary = ingest_files(engine, files, progress=progress)
         except (UnusableInputError, UnknownKeyError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
-        finally:
-            engine.dispose()
     for key_id in summary.key_ids_registered:
         typer.echo(f"registered key id {key_id}")
     typer.echo(

@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy import Engine
 
 from cli.db import DatabaseOption, _url, registry
 from cli.progress import progress_bar
 from linkage.errors import CCIError, UnknownKeyError, UnusableInputError
-from linkage.link import STAGES, link_registry, write_assignments
+from linkage.link import STAGES, LinkReport, link_registry, write_assignments
 from linkage.model.backend import ENGINES
 from linkage.model.training import train_model
-from linkage.store import ingest_files, make_engine
+from linkage.store import batch_engine, ingest_files
 from linkage.store.database import write_transaction
 from linkage.store.model_versions import active_model, get_model, list_models, save_model
 from linkage.store.registry import load_snapshot
@@ -77,39 +78,45 @@ def link(
     if engine_name not in (None, *ENGINES):
         typer.echo(f"error: --engine must be one of {', '.join(ENGINES)}", err=True)
         raise typer.Exit(2)
-    engine = make_engine(_url(database_url))
     started = time.perf_counter()
     try:
-        if inputs:
-            with progress_bar("ingesting") as progress:
-                summary = ingest_files(engine, inputs, progress=progress)
-            typer.echo(
-                f"ingested {summary.rows_read} rows: {summary.records_added} new records, "
-                f"{summary.versions_added} new versions, {summary.unchanged} unchanged"
-            )
-        with progress_bar("linking") as progress:
-
-            def stage(name: str) -> None:
-                if progress is None:  # not a terminal: a line per stage
-                    typer.echo(f"  ... {name} done", err=True)
-                elif name in STAGES:
-                    progress(STAGES.index(name) + 1, len(STAGES))
-
-            report = link_registry(engine, stage=stage, link_engine=engine_name)
-        if output is not None:
-            rows = write_assignments(engine, output)
-            typer.echo(f"wrote {rows} assignments to {output}")
+        with batch_engine(_url(database_url)) as engine:
+            report = _link(engine, inputs, output, engine_name)
     except (UnusableInputError, UnknownKeyError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     except CCIError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
     typer.echo(f"linkage run {report.run_id} with {report.model_source}")
     _print_stats(report.stats)
     typer.echo(f"  total seconds {time.perf_counter() - started:.1f}")
+
+
+def _link(
+    engine: Engine, inputs: list[Path] | None, output: Path | None, engine_name: str | None
+) -> LinkReport:
+    """Ingest `inputs`, run linkage, write `output`: what `cci link` does inside its engine."""
+    if inputs:
+        with progress_bar("ingesting") as progress:
+            summary = ingest_files(engine, inputs, progress=progress)
+        typer.echo(
+            f"ingested {summary.rows_read} rows: {summary.records_added} new records, "
+            f"{summary.versions_added} new versions, {summary.unchanged} unchanged"
+        )
+    with progress_bar("linking") as progress:
+
+        def stage(name: str) -> None:
+            if progress is None:  # not a terminal: a line per stage
+                typer.echo(f"  ... {name} done", err=True)
+            elif name in STAGES:
+                progress(STAGES.index(name) + 1, len(STAGES))
+
+        report = link_registry(engine, stage=stage, link_engine=engine_name)
+    if output is not None:
+        rows = write_assignments(engine, output)
+        typer.echo(f"wrote {rows} assignments to {output}")
+    return report
 
 
 @model_app.command("train")

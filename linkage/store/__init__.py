@@ -1,6 +1,7 @@
 """The registry store: tables, engines and migrations, ingest, source systems."""
 
 from linkage.store.database import (
+    batch_engine,
     current_revision,
     database_url,
     downgrade,
@@ -16,6 +17,7 @@ __all__ = [
     "IngestSummary",
     "SourceCounts",
     "add_source",
+    "batch_engine",
     "current_revision",
     "database_url",
     "downgrade",

@@ -33,6 +33,11 @@ CACHE_KIB = 64 * 1024
 #: mean 50, with 1 GiB). A limit, not an allocation, and trimmed back when the transaction
 #: ends.
 BULK_CACHE_KIB = 1024 * 1024
+#: Worker threads a bulk writer's SQLite may sort with when it rebuilds indexes.
+BULK_SORT_THREADS = min(4, os.cpu_count() or 1)
+#: Page size of a new SQLite file. Against SQLite's 4 KiB, 16 KiB pages cut a 1M-record first
+#: ingest from 33 to 28 s (fewer pages to split, log and checksum for wide version rows).
+PAGE_BYTES = 16384
 #: Key of the PostgreSQL advisory lock that serialises migrations (any constant unique to it).
 MIGRATION_LOCK = 0x43434900
 #: Migration files start with their date.
@@ -48,6 +53,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    # Taken by a new file only, before it is in WAL mode; an existing file keeps its own.
+    cursor.execute(f"PRAGMA page_size={PAGE_BYTES}")
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable with WAL, much faster than FULL
     cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
@@ -88,6 +95,21 @@ class WalCheckpointer:
     def of(cls, engine: Engine) -> WalCheckpointer | None:
         """A checkpointer for an SQLite file's engine (None for other databases)."""
         return cls(engine) if sqlite_file(engine) is not None else None
+
+    @classmethod
+    @contextmanager
+    def running(cls, engine: Engine) -> Iterator[None]:
+        """Checkpoints from a background thread while the block runs, and the log folded in
+        at its end (nothing to do for other databases)."""
+        checkpointer = cls.of(engine)
+        if checkpointer is None:
+            yield
+            return
+        checkpointer.start()
+        try:
+            yield
+        finally:
+            checkpointer.stop()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="cci-checkpoints", daemon=True)
@@ -185,6 +207,7 @@ def write_transaction(engine: Engine, *, bulk: bool = False) -> Iterator[Connect
         if unchecked:  # only outside a transaction does SQLite take this pragma
             driver.execute("PRAGMA foreign_keys=OFF")
             driver.execute(f"PRAGMA cache_size=-{BULK_CACHE_KIB}")
+            driver.execute(f"PRAGMA threads={BULK_SORT_THREADS}")
         try:
             with connection.begin():
                 yield connection
@@ -192,6 +215,7 @@ def write_transaction(engine: Engine, *, bulk: bool = False) -> Iterator[Connect
             if unchecked:
                 driver.execute("PRAGMA foreign_keys=ON")
                 driver.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+                driver.execute("PRAGMA threads=0")
 
 
 def database_url(url: str | None = None) -> str:
@@ -225,6 +249,22 @@ def make_engine(url: str | None = None, *, background_checkpoints: bool = False)
     # No server-side prepared statements: their generic plans, made while a bulk load is
     # growing a table with stale statistics, turned indexed key look-ups into full scans.
     return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None})
+
+
+@contextmanager
+def batch_engine(url: str | None = None) -> Iterator[Engine]:
+    """An engine for a batch command (ingest, link), disposed at the end.
+
+    On an SQLite file its commits leave the write-ahead log to a background checkpointer
+    (`WalCheckpointer`): a large load's commit then writes its pages once, and they are copied
+    into the database while the command goes on working (1M records' first ingest: 33 s
+    against 38 s; the copy takes about 3 s beside linkage's scoring)."""
+    engine = make_engine(url, background_checkpoints=True)
+    try:
+        with WalCheckpointer.running(engine):
+            yield engine
+    finally:
+        engine.dispose()
 
 
 def alembic_config(connection: Connection | None = None) -> Config:

@@ -1,4 +1,5 @@
-"""The service's SQLite writers never checkpoint the log; its checkpointer thread does."""
+"""The service's and batch commands' SQLite writers never checkpoint the log; a checkpointer
+thread does."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from linkage.store.database import WalCheckpointer, make_engine, write_transaction
+from linkage.store.database import (
+    BULK_SORT_THREADS,
+    PAGE_BYTES,
+    WalCheckpointer,
+    batch_engine,
+    make_engine,
+    write_transaction,
+)
 
 
 def _write_rows(engine: Engine, count: int) -> None:
@@ -58,5 +66,28 @@ def test_other_engines_checkpoint_as_they_commit(tmp_path: Path) -> None:
         with engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
         assert WalCheckpointer.of(make_engine("sqlite://")) is None
+    finally:
+        engine.dispose()
+
+
+def test_a_batch_engine_folds_its_log_in_when_done(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    with batch_engine(f"sqlite:///{path}") as engine:
+        with write_transaction(engine) as connection:
+            connection.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+            assert connection.exec_driver_sql("PRAGMA page_size").scalar() == PAGE_BYTES
+        with write_transaction(engine, bulk=True) as connection:
+            threads = connection.exec_driver_sql("PRAGMA threads").scalar()
+            assert threads == BULK_SORT_THREADS  # index rebuilds may sort in parallel
+        _write_rows(engine, 1_500)
+    assert _database_bytes(path) >= 1_500 * 300  # in the file itself, not only in the log
+    log = path.with_name("r.db-wal")
+    assert not log.exists() or log.stat().st_size == 0
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA threads").scalar() == 0
+            assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar() == 1_500
     finally:
         engine.dispose()
