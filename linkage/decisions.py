@@ -283,6 +283,39 @@ def merge_identifiers(
     return _recluster(connection, {cci, other_cci}, {left, right}, scorer, [decision_id], "same")
 
 
+def reapply_decisions(connection: Connection, *, after: int, matcher: Matcher) -> int:
+    """Apply again the decisions taken after a batch run's snapshot (`after`: the newest
+    decision id it read), on top of the run's result, in its write transaction; returns how
+    many constrain anything.
+
+    The run planned its clusters without them, so its write could undo one (merge two records
+    an officer had just said are different children) until the next run. Their records'
+    clusters are rebuilt as `decide_pair` rebuilt them, and review items the run opened on the
+    decided pairs are closed again. The run holds the event-order lock: no decision or
+    real-time write can come in between."""
+    rows = connection.execute(
+        select(Decision.id, Decision.record_pk_l, Decision.record_pk_r)
+        .where(Decision.id > after, Decision.verdict != "unsure")
+        .order_by(Decision.id)
+    ).all()
+    if not rows:
+        return 0
+    pairs = [(left, right) for _, left, right in rows]
+    _close_review_items(connection, pairs, None)
+    records = {pk for pair in pairs for pk in pair}
+    ccis = set(
+        connection.scalars(
+            select(Assignment.cci).where(
+                Assignment.record_pk.in_(sorted(records)), Assignment.ended_at.is_(None)
+            )
+        )
+    )
+    scorer = PairScorer.active(matcher, connection)
+    ids = [decision_id for decision_id, _, _ in rows]
+    _recluster(connection, ccis, records, scorer, ids, "reapplied", lock_keys=False)
+    return len(rows)
+
+
 def _serialise(connection: Connection) -> None:
     """One decision at a time on PostgreSQL (SQLite's write transaction already is), and no
     run or real-time write between reading the clusters and writing the new ones."""
@@ -354,12 +387,17 @@ def _recluster(
     scorer: PairScorer,
     decision_ids: list[int],
     verdict: str,
+    *,
+    lock_keys: bool = True,
 ) -> DecisionOutcome:
-    """Rebuild the clusters of `ccis` (and the `extra` records) and write the CCI changes."""
+    """Rebuild the clusters of `ccis` (and the `extra` records) and write the CCI changes.
+    `lock_keys=False` for a caller that already holds the event-order lock, which every
+    real-time write takes before it reads CCIs (taking key locks after it could deadlock)."""
     before = sorted(ccis)
     members = load_members(connection, cluster_members(connection, ccis) | extra)
-    _lock_blocking_keys(connection, members)
-    members = load_members(connection, cluster_members(connection, ccis) | extra)
+    if lock_keys:
+        _lock_blocking_keys(connection, members)
+        members = load_members(connection, cluster_members(connection, ccis) | extra)
     outcome = DecisionOutcome(decision_ids, verdict, before)
     must, cannot = standing_constraints(connection, set(members))
     links = []

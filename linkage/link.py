@@ -20,7 +20,9 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
+from linkage.decisions import reapply_decisions
 from linkage.errors import CCIError
+from linkage.match import Matcher
 from linkage.model.backend import engine_api
 from linkage.model.default import default_model
 from linkage.model.realtime import CompiledModel
@@ -182,6 +184,14 @@ def link_registry(
             apply_outcome(connection, run_id, outcome, since=snapshot.event_mark)
             if snapshot.uncached_versions is not None:
                 store_blocks(connection, snapshot.uncached_versions)
+            reapplied = reapply_decisions(
+                connection, after=snapshot.decision_mark, matcher=Matcher(engine, thresholds)
+            )
+            if reapplied:
+                outcome.stats["decisions_reapplied"] = reapplied
+                connection.execute(
+                    update(LinkageRun).where(LinkageRun.id == run_id).values(summary=outcome.stats)
+                )
         timed("write")  # after the summary was stored: only the report carries it
     except BaseException:
         with write_transaction(engine) as connection:

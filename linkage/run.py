@@ -72,6 +72,9 @@ class RegistrySnapshot:
     #: The newest event cursor when the snapshot was read: what changed after it (real-time
     #: submissions, withdrawals, decisions) is carried onto the run's result when it is written.
     event_mark: int = 0
+    #: The newest decision the snapshot's constraints include: decisions taken after it are
+    #: applied again on top of the run's result when it is written.
+    decision_mark: int = 0
     #: Versions read from the registry's rows because its columnar copy lacked them (stored
     #: in real time, or before the copy existed): the run's write adds them to the copy.
     uncached_versions: pa.Table | None = None

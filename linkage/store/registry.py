@@ -225,12 +225,14 @@ def load_snapshot(connection: Connection) -> RegistrySnapshot:
         for cci, created, anchored in rows:
             identifiers[cci] = PriorIdentifier(cci, _time(created), bool(anchored))
     latest: dict[tuple[int, int], str] = {}  # the latest verdict on a pair stands
-    for left, right, verdict in connection.execute(
-        select(Decision.record_pk_l, Decision.record_pk_r, Decision.verdict)
+    decision_mark = 0
+    for decision_id, left, right, verdict in connection.execute(
+        select(Decision.id, Decision.record_pk_l, Decision.record_pk_r, Decision.verdict)
         .where(Decision.verdict != "unsure")
         .order_by(Decision.id)
     ):
         latest[(min(left, right), max(left, right))] = verdict
+        decision_mark = decision_id
     must = [pair for pair, verdict in latest.items() if verdict == "same"]
     cannot = [pair for pair, verdict in latest.items() if verdict == "different"]
     return RegistrySnapshot(
@@ -242,6 +244,7 @@ def load_snapshot(connection: Connection) -> RegistrySnapshot:
         must_link=must,
         cannot_link=cannot,
         event_mark=int(mark),
+        decision_mark=int(decision_mark),
         uncached_versions=uncached,
     )
 
