@@ -26,7 +26,7 @@ from linkage.contract import ENCODING_COLUMNS
 from linkage.errors import CCIError
 from linkage.identity.assignment import AssignmentPlan, PriorIdentifier, assign_identifiers
 from linkage.identity.clustering import cluster_records
-from linkage.match import Matcher, as_scorable, blocking_key_hashes
+from linkage.match import Matcher, as_scorable
 from linkage.model.realtime import CompiledModel, PairScore, TermFrequencies
 from linkage.run import Thresholds
 from linkage.store.audit import audit
@@ -312,7 +312,7 @@ def reapply_decisions(connection: Connection, *, after: int, matcher: Matcher) -
     )
     scorer = PairScorer.active(matcher, connection)
     ids = [decision_id for decision_id, _, _ in rows]
-    _recluster(connection, ccis, records, scorer, ids, "reapplied", lock_keys=False)
+    _recluster(connection, ccis, records, scorer, ids, "reapplied")
     return len(rows)
 
 
@@ -370,16 +370,6 @@ def _close_review_items(
     )
 
 
-def _lock_blocking_keys(connection: Connection, members: Mapping[int, MemberRecord]) -> None:
-    """Hold the members' blocking-key locks (the ones a real-time submission takes), so no
-    record joins these clusters while they are rebuilt."""
-    if connection.dialect.name != "postgresql":
-        return
-    keys = sorted({key for m in members.values() for key in blocking_key_hashes(m.row)})
-    for key in keys:
-        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
-
-
 def _recluster(
     connection: Connection,
     ccis: set[str],
@@ -387,17 +377,15 @@ def _recluster(
     scorer: PairScorer,
     decision_ids: list[int],
     verdict: str,
-    *,
-    lock_keys: bool = True,
 ) -> DecisionOutcome:
     """Rebuild the clusters of `ccis` (and the `extra` records) and write the CCI changes.
-    `lock_keys=False` for a caller that already holds the event-order lock, which every
-    real-time write takes before it reads CCIs (taking key locks after it could deadlock)."""
+
+    The caller holds the event-order lock (`_serialise`, or a run's write), which a real-time
+    write takes before it reads the CCIs it joins: so no record joins these clusters while
+    they are rebuilt. Taking the members' blocking-key locks as well would invert the
+    real-time path's order (keys, then event order) and deadlock with it."""
     before = sorted(ccis)
     members = load_members(connection, cluster_members(connection, ccis) | extra)
-    if lock_keys:
-        _lock_blocking_keys(connection, members)
-        members = load_members(connection, cluster_members(connection, ccis) | extra)
     outcome = DecisionOutcome(decision_ids, verdict, before)
     must, cannot = standing_constraints(connection, set(members))
     links = []

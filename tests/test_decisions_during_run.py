@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import csv
 import math
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, select
+import pytest
+from sqlalchemy import Connection, select, text
 
-from linkage.decisions import PairScorer, decide_pair
+from linkage.decisions import PairScorer, decide_pair, load_members
 from linkage.link import link_registry
-from linkage.match import Matcher
+from linkage.match import Matcher, blocking_key_hashes
 from linkage.pseudonymise import pseudonymise_file
 from linkage.pseudonymised_file import read_pseudonymised
 from linkage.run import Thresholds
 from linkage.store import add_source, ingest_files, make_engine, write_transaction
+from linkage.store.database import EVENT_ORDER_LOCK
 from linkage.store.models import Assignment, Event, Identifier, Record, ReviewItem
 from tests.test_decisions import CHILDREN, COLUMNS, KEY
 
@@ -125,4 +129,62 @@ def test_a_decision_taken_while_a_run_scores_holds_after_its_write(
         with engine.connect() as c:
             assert _cci(c, "H-AMELIA") != _cci(c, "S-AMELIA")
     finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_a_decision_and_a_real_time_write_on_one_child_do_not_deadlock(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """A real-time submission locks its record's blocking keys, then the event order; a
+    decision holds the event order while it rebuilds clusters. Were the decision to lock the
+    members' blocking keys too, the two would wait on each other and PostgreSQL would abort
+    one of them."""
+    _write_raw(tmp_path / "raw.csv", CHILDREN)
+    pseudonymise_file(KEY, tmp_path / "raw.csv", tmp_path / "pseudo.csv")
+    engine = make_engine(postgres_url)
+    rival = engine.connect()
+    try:
+        ingest_files(engine, [tmp_path / "pseudo.csv"])
+        link_registry(engine)
+        with engine.connect() as c:
+            scorer = PairScorer.active(Matcher(engine), c)
+            oliver, noah = _pk(c, "H-OLIVER"), _pk(c, "H-NOAH")
+            key = min(blocking_key_hashes(load_members(c, [oliver])[oliver].row))
+        # A submission of a record sharing Oliver's blocking key, caught between its two locks.
+        rival.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        failures: list[BaseException] = []
+
+        def decide() -> None:
+            try:
+                with write_transaction(engine) as c:
+                    decide_pair(
+                        c,
+                        record_l=oliver,
+                        record_r=noah,
+                        verdict="same",
+                        reason=None,
+                        actor="officer:1",
+                        scorer=scorer,
+                    )
+            except BaseException as exc:  # reported by the assertion below
+                failures.append(exc)
+
+        officer = threading.Thread(target=decide)
+        officer.start()
+        with engine.connect() as watcher:  # until the decision is done or waits for a lock
+            deadline = time.monotonic() + 30
+            waiting = text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            while officer.is_alive() and not watcher.execute(waiting).scalar():
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+                watcher.rollback()
+        rival.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENT_ORDER_LOCK})
+        rival.commit()
+        officer.join(timeout=30)
+        assert not failures
+        with engine.connect() as c:
+            assert _cci(c, "H-OLIVER") == _cci(c, "H-NOAH")
+    finally:
+        rival.close()
         engine.dispose()
