@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,6 +27,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     String,
+    Table,
     bindparam,
     insert,
     select,
@@ -36,7 +37,13 @@ from sqlalchemy import (
 from linkage.contract import CLEAR_COLUMNS, ENCODING_COLUMNS, ENCODING_VERSION
 from linkage.errors import UnknownKeyError, UnusableInputError
 from linkage.pseudonymised_file import PseudonymisedFile
-from linkage.store.bulk import DeferredIndexes, FreshStatistics, allocate_ids, bulk_insert
+from linkage.store.bulk import (
+    DeferredForeignKeys,
+    DeferredIndexes,
+    FreshStatistics,
+    allocate_ids,
+    bulk_insert,
+)
 from linkage.store.database import upgrade, write_transaction
 from linkage.store.models import (
     LinkageKey,
@@ -118,6 +125,10 @@ def ingest_files(
         _prepare(connection)
         load = _Load(
             DeferredIndexes(record_versions, {str(i.name) for i in record_versions.indexes}),
+            [
+                DeferredForeignKeys(cast(Table, Record.__table__)),
+                DeferredForeignKeys(record_versions),
+            ],
             FreshStatistics(connection, "records"),
         )
         for file in files:
@@ -130,6 +141,8 @@ def ingest_files(
             done_before += file.size
             summary.files += 1
         load.lookup_indexes.restore(connection)
+        for references in load.references:
+            references.restore(connection)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -139,6 +152,7 @@ class _Load:
     """What keeps one ingest call fast as it grows, and how many rows it expects to read."""
 
     lookup_indexes: DeferredIndexes
+    references: list[DeferredForeignKeys]
     statistics: FreshStatistics
     rows_expected: int = 0
 
@@ -289,9 +303,10 @@ def _ingest_batch(
     new_versions = len(added) + len(changed)
     if not new_versions:
         return
-    load.lookup_indexes.before_insert(
-        connection, new_versions * load.rows_expected // batch.num_rows
-    )
+    expected = new_versions * load.rows_expected // batch.num_rows
+    load.lookup_indexes.before_insert(connection, expected)
+    for references in load.references:
+        references.before_insert(connection, expected)
     # The rows to write, added then changed, taken out of Arrow column by column: no
     # per-row tuples but the ones handed to the driver.
     written = batch.take(pa.array([i for _, i, _ in added] + [i for *_, i in changed]))

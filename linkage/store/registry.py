@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from sqlalchemy import (
     Connection,
     Engine,
+    Table,
     and_,
     bindparam,
     delete,
@@ -28,7 +29,7 @@ from linkage.identity.assignment import PriorIdentifier
 from linkage.model.incremental import PAIR_SCHEMA
 from linkage.pseudonymised_file import BATCH_SCHEMA
 from linkage.run import RegistrySnapshot, RunOutcome, ScoredState, ScoredUpdate
-from linkage.store.bulk import DeferredIndexes, bulk_insert, copy_out
+from linkage.store.bulk import DeferredForeignKeys, DeferredIndexes, bulk_insert, copy_out
 from linkage.store.database import hold_event_order
 from linkage.store.identifiers import follow_successors
 from linkage.store.models import (
@@ -389,6 +390,9 @@ def apply_outcome(
     deferred = [_deferred(Assignment), _deferred(Event)]
     deferred[0].before_insert(connection, len(plan.reassigned))
     deferred[1].before_insert(connection, len(plan.events))
+    # ... and on PostgreSQL their foreign keys are checked once, not row by row.
+    references = DeferredForeignKeys(_table(Assignment))
+    references.before_insert(connection, len(plan.reassigned))
     bulk_insert(
         connection,
         "assignments",
@@ -404,6 +408,7 @@ def apply_outcome(
         )
     for indexes in deferred:
         indexes.restore(connection)
+    references.restore(connection)
     if touched:
         _carry_over(connection, run_id, touched, held, stamp)
     _replace_review_items(connection, run_id, outcome, now)
@@ -525,8 +530,13 @@ def _states(connection: Connection, ccis: set[str]) -> dict[str, tuple[str, str 
     return {cci: (status, successor) for cci, status, successor in connection.execute(query)}
 
 
+def _table(model: Any) -> Table:
+    table: Table = model.__table__
+    return table
+
+
 def _deferred(model: Any) -> DeferredIndexes:
-    table = model.__table__
+    table = _table(model)
     return DeferredIndexes(table, {str(index.name) for index in table.indexes})
 
 

@@ -1,0 +1,125 @@
+"""PostgreSQL checks a large load's foreign keys once, at its end, only while the table was
+empty; a dangling reference still stops the load from committing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import cast
+
+import pytest
+from sqlalchemy import Connection, Engine, Table, select, text
+from sqlalchemy.exc import IntegrityError
+
+from linkage.store import add_source, make_engine, upgrade, write_transaction
+from linkage.store.bulk import DEFER_MIN_ROWS, DeferredForeignKeys, bulk_insert
+from linkage.store.models import Assignment, Identifier, LinkageRun
+from linkage.store.registry import start_run
+
+pytestmark = pytest.mark.postgres
+_MOMENT = datetime(2026, 12, 4, tzinfo=UTC)
+_ASSIGNMENTS = cast(Table, Assignment.__table__)
+_ASSIGNMENT = ("record_pk", "cci", "run_id", "method", "assigned_at")
+
+
+def _keys(connection: Connection) -> set[str]:
+    query = text(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'assignments'::regclass "
+        "AND contype = 'f' AND convalidated"
+    )
+    return set(connection.scalars(query))
+
+
+def _registry_with_a_record(connection: Connection) -> int:
+    add_source(connection, "health", "health")
+    connection.execute(
+        text("INSERT INTO linkage_keys (key_id, active, registered_at) VALUES ('k', true, now())")
+    )
+    connection.execute(
+        text(
+            "INSERT INTO records (source_system_id, record_id, current_version, content_hash, "
+            "key_id, restricted, status, created_at, updated_at) SELECT id, 'r1', 1, 'h', 'k', "
+            "false, 'active', now(), now() FROM source_systems"
+        )
+    )
+    connection.execute(
+        text(
+            "INSERT INTO identifiers (cci, status, nhs_anchored, created_at, changed_at) "
+            "VALUES ('AAAAAAAAAAA', 'active', false, now(), now())"
+        )
+    )
+    start_run(connection, None)
+    return int(connection.scalar(text("SELECT id FROM records")))
+
+
+def _fresh(postgres_url: str) -> Engine:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    return engine
+
+
+def test_an_empty_tables_keys_are_checked_at_the_end_and_come_back(postgres_url: str) -> None:
+    engine = _fresh(postgres_url)
+    try:
+        with write_transaction(engine) as connection:
+            record = _registry_with_a_record(connection)
+            run = connection.scalar(select(LinkageRun.id))
+            before = _keys(connection)
+            references = DeferredForeignKeys(_ASSIGNMENTS)
+            references.before_insert(connection, DEFER_MIN_ROWS)
+            assert references.dropped and _keys(connection) == set()
+            bulk_insert(
+                connection,
+                "assignments",
+                _ASSIGNMENT,
+                [(record, "AAAAAAAAAAA", run, "auto", _MOMENT)],
+            )
+            references.restore(connection)
+            assert _keys(connection) == before and len(before) == 3
+        with engine.connect() as connection:
+            assert _keys(connection) == before
+            assert connection.scalar(select(Assignment.cci)) == "AAAAAAAAAAA"
+    finally:
+        engine.dispose()
+
+
+def test_a_dangling_reference_stops_the_load(postgres_url: str) -> None:
+    engine = _fresh(postgres_url)
+    try:
+        with pytest.raises(IntegrityError), write_transaction(engine) as connection:
+            record = _registry_with_a_record(connection)
+            references = DeferredForeignKeys(_ASSIGNMENTS)
+            references.before_insert(connection, DEFER_MIN_ROWS)
+            assert references.dropped
+            bulk_insert(
+                connection,
+                "assignments",
+                _ASSIGNMENT,
+                [(record, "NOSUCHCCI00", None, "auto", _MOMENT)],
+            )
+            references.restore(connection)
+        with engine.connect() as connection:
+            assert len(_keys(connection)) == 3  # the drop was rolled back with the rest
+            assert connection.scalar(select(Identifier.cci)) is None
+    finally:
+        engine.dispose()
+
+
+def test_a_table_holding_rows_keeps_its_keys_and_small_loads_too(postgres_url: str) -> None:
+    engine = _fresh(postgres_url)
+    try:
+        with write_transaction(engine) as connection:
+            record = _registry_with_a_record(connection)
+            small = DeferredForeignKeys(_ASSIGNMENTS)
+            small.before_insert(connection, DEFER_MIN_ROWS - 1)
+            assert not small.dropped
+            bulk_insert(
+                connection,
+                "assignments",
+                _ASSIGNMENT,
+                [(record, "AAAAAAAAAAA", None, "auto", _MOMENT)],
+            )
+            large = DeferredForeignKeys(_ASSIGNMENTS)
+            large.before_insert(connection, 10 * DEFER_MIN_ROWS)
+            assert not large.dropped and len(_keys(connection)) == 3
+    finally:
+        engine.dispose()
