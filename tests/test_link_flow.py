@@ -121,6 +121,8 @@ def test_link_rerun_and_second_delivery_keep_identifiers_stable(
                     text("SELECT conname FROM pg_constraint WHERE contype = 'f' AND convalidated")
                 )
                 assert expected <= set(found)
+                indexes = set(c.scalars(text("SELECT indexname FROM pg_indexes")))
+            assert {str(i.name) for t in tables for i in t.indexes} <= indexes
             dropped = {name for name, was in restored if was}
             assert dropped == {"records", "record_versions", "assignments"}
     finally:

@@ -1,5 +1,5 @@
-"""PostgreSQL checks a large load's foreign keys once, at its end, only while the table was
-empty; a dangling reference still stops the load from committing."""
+"""PostgreSQL checks a large load's foreign keys once, and builds its indexes once, at its end,
+only while the table was empty; a dangling reference still stops the load from committing."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Engine, Table, select, text
 from sqlalchemy.exc import IntegrityError
 
 from linkage.store import add_source, make_engine, upgrade, write_transaction
-from linkage.store.bulk import DEFER_MIN_ROWS, DeferredForeignKeys, bulk_insert
+from linkage.store.bulk import DEFER_MIN_ROWS, DeferredForeignKeys, DeferredIndexes, bulk_insert
 from linkage.store.models import Assignment, Identifier, LinkageRun
 from linkage.store.registry import start_run
 
@@ -121,5 +121,37 @@ def test_a_table_holding_rows_keeps_its_keys_and_small_loads_too(postgres_url: s
             large = DeferredForeignKeys(_ASSIGNMENTS)
             large.before_insert(connection, 10 * DEFER_MIN_ROWS)
             assert not large.dropped and len(_keys(connection)) == 3
+    finally:
+        engine.dispose()
+
+
+def _indexes(connection: Connection) -> set[str]:
+    query = text("SELECT indexname FROM pg_indexes WHERE tablename = 'assignments'")
+    return set(connection.scalars(query))
+
+
+def test_an_empty_tables_indexes_are_built_once_and_only_then(postgres_url: str) -> None:
+    engine = _fresh(postgres_url)
+    names = {str(index.name) for index in _ASSIGNMENTS.indexes}
+    try:
+        with write_transaction(engine) as connection:
+            record = _registry_with_a_record(connection)
+            assert names <= _indexes(connection)
+            indexes = DeferredIndexes(_ASSIGNMENTS, names)
+            indexes.before_insert(connection, DEFER_MIN_ROWS)
+            assert indexes.dropped and not names & _indexes(connection)
+            bulk_insert(
+                connection,
+                "assignments",
+                _ASSIGNMENT,
+                [(record, "AAAAAAAAAAA", None, "auto", _MOMENT)],
+            )
+            indexes.restore(connection)
+            assert names <= _indexes(connection)
+            again = DeferredIndexes(_ASSIGNMENTS, names)
+            again.before_insert(connection, 10 * DEFER_MIN_ROWS)  # the table holds a row now
+            assert not again.dropped and names <= _indexes(connection)
+        with engine.connect() as connection:
+            assert names <= _indexes(connection)
     finally:
         engine.dispose()
