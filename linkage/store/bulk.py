@@ -8,13 +8,20 @@ COPY's CSV is written and parsed by Arrow, so no Python object is made per value
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Iterator, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from sqlalchemy import Connection, Index, Table, text
-from sqlalchemy.schema import AddConstraint, CreateIndex, DropConstraint, DropIndex
+from sqlalchemy import Connection, Table, text
+from sqlalchemy.schema import (
+    AddConstraint,
+    CreateIndex,
+    DropConstraint,
+    DropIndex,
+    ExecutableDDLElement,
+)
 
 #: Deferring index upkeep pays from this many new rows on ...
 DEFER_MIN_ROWS = 50_000
@@ -129,18 +136,21 @@ def allocate_ids(connection: Connection, table: str, count: int) -> list[int]:
     return list(range(start + 1, start + 1 + count))
 
 
-class DeferredIndexes:
-    """Secondary indexes of a table, dropped for a large load and rebuilt once before commit.
+class DeferredUpkeep(ABC):
+    """Schema items a large load drops at its first insert and makes again before commit.
 
-    Sorting all keys once costs about a fifth of updating each B-tree row by row (measured on
-    SQLite: 6 lookup indexes, 100k rows: 0.6 s rebuilt against 2.8 s maintained). On SQLite
-    readers keep their WAL snapshot with the indexes, so any large load may drop them. On
-    PostgreSQL DROP INDEX locks every reader out of the table until commit, so only an empty
-    table's are dropped (as `DeferredForeignKeys` does).
+    Which loads: 50,000 rows or more (DEFER_MIN_ROWS). On SQLite, any that adds at least
+    DEFER_MIN_SHARE of the table's rows: readers keep their WAL snapshot with the items. On
+    PostgreSQL, only into an empty table (a first national ingest, a first run): dropping
+    locks every reader out of the table until commit, and nobody reads an empty table's rows.
     """
 
-    def __init__(self, table: Table, names: Collection[str]) -> None:
-        self.indexes: list[Index] = [i for i in table.indexes if i.name in names]
+    #: False where SQLite never needs it.
+    on_sqlite = True
+
+    def __init__(self, table: Table, items: Sequence[Any]) -> None:
+        self.table = table
+        self.items = list(items)
         self.decided = False
         self.dropped = False
 
@@ -149,67 +159,72 @@ class DeferredIndexes:
         if self.decided or not expected_rows:
             return
         self.decided = True
-        if not self.indexes or expected_rows < DEFER_MIN_ROWS:
-            return
-        table = self.indexes[0].table
-        assert table is not None
-        if connection.dialect.name == "sqlite":
-            present = connection.scalar(text(f"SELECT coalesce(max(rowid), 0) FROM {table.name}"))
-            if expected_rows < DEFER_MIN_SHARE * (present or 0):
-                return
-        elif connection.scalar(text(f"SELECT EXISTS (SELECT 1 FROM {table.name})")):
-            return
-        for index in self.indexes:
-            connection.execute(DropIndex(index, if_exists=True))
-        self.dropped = True
+        if self.items and self._large_load(connection, expected_rows):
+            for item in self.items:
+                connection.execute(self._drop(item))
+            self.dropped = True
 
     def restore(self, connection: Connection) -> None:
-        """Rebuild what was dropped (inside the same transaction, before it commits)."""
+        """Make again what was dropped (inside the same transaction, before it commits)."""
         if self.dropped:
-            for index in self.indexes:
-                connection.execute(CreateIndex(index))
+            for item in self.items:
+                connection.execute(self._create(item))
             self.dropped = False
 
+    def _large_load(self, connection: Connection, expected_rows: int) -> bool:
+        if expected_rows < DEFER_MIN_ROWS:
+            return False
+        name = self.table.name
+        if connection.dialect.name == "sqlite":
+            if not self.on_sqlite:
+                return False
+            present = connection.scalar(text(f"SELECT coalesce(max(rowid), 0) FROM {name}"))
+            return expected_rows >= DEFER_MIN_SHARE * (present or 0)
+        return not connection.scalar(text(f"SELECT EXISTS (SELECT 1 FROM {name})"))
 
-class DeferredForeignKeys:
-    """Foreign keys of a table, dropped for a large load into it while it is empty (on
-    PostgreSQL) and added back before commit, when PostgreSQL checks every row in one join.
+    @abstractmethod
+    def _drop(self, item: Any) -> ExecutableDDLElement: ...
+
+    @abstractmethod
+    def _create(self, item: Any) -> ExecutableDDLElement: ...
+
+
+class DeferredIndexes(DeferredUpkeep):
+    """Secondary indexes of a table, rebuilt once before commit: sorting all keys once costs
+    about a fifth of updating each B-tree row by row (measured on SQLite: 6 lookup indexes,
+    100k rows: 0.6 s rebuilt against 2.8 s maintained; on PostgreSQL a first 1M-record ingest
+    took 44-49 s against 73 s)."""
+
+    def __init__(self, table: Table) -> None:
+        super().__init__(table, sorted(table.indexes, key=lambda i: str(i.name)))
+
+    def _drop(self, item: Any) -> ExecutableDDLElement:
+        return DropIndex(item, if_exists=True)
+
+    def _create(self, item: Any) -> ExecutableDDLElement:
+        return CreateIndex(item)
+
+
+class DeferredForeignKeys(DeferredUpkeep):
+    """Foreign keys of a table, added back before commit, when PostgreSQL checks every row in
+    one join (IntegrityError then: nothing commits).
 
     A row-by-row check locks the parent row (FOR KEY SHARE), so each distinct parent's page
     is written and logged again: 1M assignments took 14-16 s to COPY with their three foreign
-    keys against 3 s without, and 1M records 17.6 s against 10.4 s. Dropping a key locks the
-    table against readers until commit, so only an empty table's keys are dropped (a first
-    national ingest, a first run): nobody reads anything from it before that commit anyway.
-    On SQLite the bulk writer checks no foreign keys (`write_transaction(bulk=True)`).
+    keys against 3 s without, and 1M records 17.6 s against 10.4 s. On SQLite the bulk writer
+    checks no foreign keys (`write_transaction(bulk=True)`).
     """
 
+    on_sqlite = False
+
     def __init__(self, table: Table) -> None:
-        self.table = table
-        self.constraints = sorted(table.foreign_key_constraints, key=lambda c: str(c.name))
-        self.decided = False
-        self.dropped = False
+        super().__init__(table, sorted(table.foreign_key_constraints, key=lambda c: str(c.name)))
 
-    def before_insert(self, connection: Connection, expected_rows: int) -> None:
-        """Decide once, at the first insert of the load, from the rows it expects to add."""
-        if self.decided or not expected_rows:
-            return
-        self.decided = True
-        if connection.dialect.name != "postgresql" or not self.constraints:
-            return
-        if expected_rows < DEFER_MIN_ROWS:
-            return
-        if connection.scalar(text(f"SELECT EXISTS (SELECT 1 FROM {self.table.name})")):
-            return
-        for constraint in self.constraints:
-            connection.execute(DropConstraint(constraint))
-        self.dropped = True
+    def _drop(self, item: Any) -> ExecutableDDLElement:
+        return DropConstraint(item)
 
-    def restore(self, connection: Connection) -> None:
-        """Add the keys back, which checks every row (IntegrityError: nothing commits)."""
-        if self.dropped:
-            for constraint in self.constraints:
-                connection.execute(AddConstraint(constraint))
-            self.dropped = False
+    def _create(self, item: Any) -> ExecutableDDLElement:
+        return AddConstraint(item)
 
 
 class FreshStatistics:

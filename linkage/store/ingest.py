@@ -40,6 +40,7 @@ from linkage.pseudonymised_file import PseudonymisedFile
 from linkage.store.bulk import (
     DeferredForeignKeys,
     DeferredIndexes,
+    DeferredUpkeep,
     FreshStatistics,
     allocate_ids,
     bulk_insert,
@@ -124,8 +125,8 @@ def ingest_files(
     with write_transaction(engine, bulk=True) as connection:
         _prepare(connection)
         load = _Load(
-            DeferredIndexes(record_versions, {str(i.name) for i in record_versions.indexes}),
             [
+                DeferredIndexes(record_versions),
                 DeferredForeignKeys(cast(Table, Record.__table__)),
                 DeferredForeignKeys(record_versions),
             ],
@@ -140,9 +141,8 @@ def ingest_files(
                     progress(min(done, total), total)
             done_before += file.size
             summary.files += 1
-        load.lookup_indexes.restore(connection)
-        for references in load.references:
-            references.restore(connection)
+        for upkeep in load.deferred:
+            upkeep.restore(connection)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -151,8 +151,8 @@ def ingest_files(
 class _Load:
     """What keeps one ingest call fast as it grows, and how many rows it expects to read."""
 
-    lookup_indexes: DeferredIndexes
-    references: list[DeferredForeignKeys]
+    #: The look-up indexes and the foreign keys a large load makes once, at its end.
+    deferred: list[DeferredUpkeep]
     statistics: FreshStatistics
     rows_expected: int = 0
 
@@ -304,9 +304,8 @@ def _ingest_batch(
     if not new_versions:
         return
     expected = new_versions * load.rows_expected // batch.num_rows
-    load.lookup_indexes.before_insert(connection, expected)
-    for references in load.references:
-        references.before_insert(connection, expected)
+    for upkeep in load.deferred:
+        upkeep.before_insert(connection, expected)
     # The rows to write, added then changed, taken out of Arrow column by column: no
     # per-row tuples but the ones handed to the driver.
     written = batch.take(pa.array([i for _, i, _ in added] + [i for *_, i in changed]))

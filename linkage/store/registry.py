@@ -385,14 +385,16 @@ def apply_outcome(
             if before is not None or r in held  # assigned in real time after the snapshot
         ],
     )
-    # A first run writes a row per record into each: on SQLite rebuilding their indexes once
-    # costs less than keeping them up row by row (as ingest does for record versions).
-    deferred = [_deferred(Assignment), _deferred(Event)]
-    deferred[0].before_insert(connection, len(plan.reassigned))
-    deferred[1].before_insert(connection, len(plan.events))
-    # ... and on PostgreSQL their foreign keys are checked once, not row by row.
-    references = DeferredForeignKeys(_table(Assignment))
-    references.before_insert(connection, len(plan.reassigned))
+    # A first run writes a row per record into each: building their indexes (and on
+    # PostgreSQL checking their foreign keys) once costs less than row by row, as in ingest.
+    assignments, events = _table(Assignment), _table(Event)
+    deferred = [
+        (DeferredIndexes(assignments), len(plan.reassigned)),
+        (DeferredIndexes(events), len(plan.events)),
+        (DeferredForeignKeys(assignments), len(plan.reassigned)),
+    ]
+    for upkeep, rows in deferred:
+        upkeep.before_insert(connection, rows)
     bulk_insert(
         connection,
         "assignments",
@@ -406,9 +408,8 @@ def apply_outcome(
             ("type", "cci", "related_cci", "record_pk", "run_id", "created_at"),
             [(e.type, e.cci, e.related_cci, e.record, run_id, stamp) for e in plan.events],
         )
-    for indexes in deferred:
-        indexes.restore(connection)
-    references.restore(connection)
+    for upkeep, _ in deferred:
+        upkeep.restore(connection)
     if touched:
         _carry_over(connection, run_id, touched, held, stamp)
     _replace_review_items(connection, run_id, outcome, now)
@@ -533,11 +534,6 @@ def _states(connection: Connection, ccis: set[str]) -> dict[str, tuple[str, str 
 def _table(model: Any) -> Table:
     table: Table = model.__table__
     return table
-
-
-def _deferred(model: Any) -> DeferredIndexes:
-    table = _table(model)
-    return DeferredIndexes(table, {str(index.name) for index in table.indexes})
 
 
 def _execute_many(connection: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:

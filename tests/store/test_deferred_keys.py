@@ -137,7 +137,7 @@ def test_an_empty_tables_indexes_are_built_once_and_only_then(postgres_url: str)
         with write_transaction(engine) as connection:
             record = _registry_with_a_record(connection)
             assert names <= _indexes(connection)
-            indexes = DeferredIndexes(_ASSIGNMENTS, names)
+            indexes = DeferredIndexes(_ASSIGNMENTS)
             indexes.before_insert(connection, DEFER_MIN_ROWS)
             assert indexes.dropped and not names & _indexes(connection)
             bulk_insert(
@@ -148,7 +148,7 @@ def test_an_empty_tables_indexes_are_built_once_and_only_then(postgres_url: str)
             )
             indexes.restore(connection)
             assert names <= _indexes(connection)
-            again = DeferredIndexes(_ASSIGNMENTS, names)
+            again = DeferredIndexes(_ASSIGNMENTS)
             again.before_insert(connection, 10 * DEFER_MIN_ROWS)  # the table holds a row now
             assert not again.dropped and names <= _indexes(connection)
         with engine.connect() as connection:
