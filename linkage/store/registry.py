@@ -272,14 +272,7 @@ def load_scored_state(connection: Connection) -> ScoredState | None:
     if len(models) != 1:
         return None
     pair_query = select(*(ScoredPair.__table__.c[c] for c in _PAIR_COLUMNS))
-    pair_row = pa.struct(list(PAIR_SCHEMA))
-    pairs = pa.Table.from_batches(
-        [
-            pa.RecordBatch.from_struct_array(pa.array(rows, type=pair_row))
-            for rows in _driver_rows(connection, pair_query)
-        ],
-        schema=PAIR_SCHEMA,
-    )
+    pairs = _arrow_rows(connection, pair_query, PAIR_SCHEMA)
     return ScoredState(models.pop(), float(review_weight), pairs, versions)
 
 
