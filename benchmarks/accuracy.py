@@ -30,6 +30,7 @@ from typing import Any
 import pyarrow as pa
 import splink.comparison_library as cl
 from splink import Linker, SettingsCreator, block_on
+from splink.internals.splink_dataframe import SplinkDataFrame
 
 from linkage.contract import RAW_COLUMNS
 from linkage.demo import DEFAULT_TODAY, population, write_delivery
@@ -76,7 +77,9 @@ def clear_records(raw: Path, keep: set[tuple[str, str]]) -> pa.Table:
     return pa.Table.from_pylist(rows)
 
 
-def plain_splink_pairs(records: pa.Table) -> tuple[list[tuple[int, int, float]], float]:
+def plain_splink_predictions(records: pa.Table) -> tuple[Linker, SplinkDataFrame]:
+    """Plain Splink's train + predict on records in clear: its own comparison library and
+    blocking, down to the lowest weight in SWEEP."""
     settings = SettingsCreator(
         link_type="dedupe_only",
         comparisons=[
@@ -100,7 +103,6 @@ def plain_splink_pairs(records: pa.Table) -> tuple[list[tuple[int, int, float]],
         ],
         retain_matching_columns=False,
     )
-    started = time.perf_counter()
     db_api = duckdb_api()
     linker = Linker(db_api.register(records, table_name="clear"), settings, log_level=logging.ERROR)
     linker.training.estimate_probability_two_random_records_match(
@@ -115,7 +117,13 @@ def plain_splink_pairs(records: pa.Table) -> tuple[list[tuple[int, int, float]],
         linker.training.estimate_parameters_using_expectation_maximisation(
             rule, estimate_without_term_frequencies=True, max_pairs=2e6
         )
-    pairs = linker.inference.predict(threshold_match_weight=min(SWEEP)).as_pyarrow_table()
+    return linker, linker.inference.predict(threshold_match_weight=min(SWEEP))
+
+
+def plain_splink_pairs(records: pa.Table) -> tuple[list[tuple[int, int, float]], float]:
+    """`plain_splink_predictions` as (id, id, weight) triples, and the seconds it took."""
+    started = time.perf_counter()
+    pairs = plain_splink_predictions(records)[1].as_pyarrow_table()
     seconds = time.perf_counter() - started
     return list(
         zip(
