@@ -6,7 +6,9 @@ from collections.abc import Collection, Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from linkage.model.comparisons import COMPARISONS
 
@@ -36,9 +38,9 @@ class TwinRule:
 
     def __init__(self, records: pa.Table) -> None:
         self.records = records
-        self.position = {uid: i for i, uid in enumerate(records["unique_id"].to_pylist())}
-        self.family_tok = records["family_name_tok"].to_pylist()
-        self.given_tok = records["given_name_tok"].to_pylist()
+        uids = records["unique_id"].to_numpy()
+        self.sorter = np.argsort(uids, kind="stable")
+        self.sorted_uids = uids[self.sorter]
         self.given_columns = self.GIVEN.columns  # a property that parses the level SQL
         self.columns = sorted(
             set(self.given_columns) | set(SWAPPED.values()) | {"family_name_dm", *self.IDENTIFIERS}
@@ -48,6 +50,8 @@ class TwinRule:
         #: full test about a few percent of them.
         self.values: dict[int, dict[str, Any]] = {}
         self.rows: dict[tuple[int, bool], dict[str, Any]] = {}
+        #: Positions of the records prefetched (a look-up in the sorted ids costs more).
+        self.position: dict[int, int] = {}
 
     @classmethod
     def of_rows(cls, rows: Mapping[int, Mapping[str, Any]]) -> TwinRule:
@@ -57,22 +61,37 @@ class TwinRule:
         table = [{"unique_id": pk} | {c: row.get(c) for c in columns} for pk, row in rows.items()]
         return cls(pa.Table.from_pylist(table))
 
-    def which(self, pairs: Sequence[tuple[int, int]]) -> list[bool]:
-        """The rule for many pairs at once: the records the full test needs are read from
-        Arrow together, not one by one."""
-        position = self.position
-        wanted: set[int] = set()
-        for a, b in pairs:
-            i, j = position[a], position[b]
-            if not self._same_names(i, j):
-                wanted.update((i, j))
-        self._read(wanted)
-        return [self(a, b) for a, b in pairs]
+    def which(self, pairs: Sequence[tuple[int, int]] | np.ndarray) -> list[bool]:
+        """The rule for many pairs at once (an (n, 2) array of unique ids will do): the usual
+        answer, the same given and family name, is found in Arrow for all pairs together,
+        and the records the full test needs are read together, not one by one."""
+        ends = self._positions(np.asarray(pairs, np.int64).reshape(-1, 2))
+        if not len(ends):
+            return []
+        names = self._columns
+        same = pc.and_(
+            _equal(names["given_name_tok"], ends[:, 0], ends[:, 1]),
+            _equal(names["family_name_tok"], ends[:, 0], ends[:, 1]),
+        ).to_numpy(zero_copy_only=False)
+        asked = np.flatnonzero(~same)
+        self._read(np.unique(ends[asked]).tolist())
+        verdicts = [False] * len(ends)
+        for index, i, j in zip(
+            asked.tolist(), ends[asked, 0].tolist(), ends[asked, 1].tolist(), strict=True
+        ):
+            verdicts[index] = self._twins(i, j)
+        return verdicts
 
-    def _same_names(self, i: int, j: int) -> bool:
-        """The same given and family name tokens: never twins (the exact given-name level)."""
-        given, family = self.given_tok, self.family_tok
-        return bool(given[i] == given[j] and family[i] == family[j])
+    def prefetch(self, uids: np.ndarray) -> None:
+        """Read these records' columns in one go: the greedy union asks about them one pair
+        at a time, and a row read alone costs as much as a hundred read together."""
+        uids = np.asarray(uids, np.int64)
+        positions = self._positions(uids).tolist()
+        self.position.update(zip(uids.tolist(), positions, strict=True))
+        self._read(positions)
+
+    def _positions(self, uids: np.ndarray) -> np.ndarray:
+        return self.sorter[np.searchsorted(self.sorted_uids, uids)]
 
     def _read(self, positions: Collection[int]) -> None:
         missing = sorted(i for i in positions if i not in self.values)
@@ -108,22 +127,30 @@ class TwinRule:
         return row
 
     def __call__(self, a: int, b: int) -> bool:
-        i, j = self.position[a], self.position[b]
-        if self._same_names(i, j):
-            return False  # the usual question: nothing else read
-        given_tok, family_tok = self.given_tok, self.family_tok
+        i, j = self.position.get(a), self.position.get(b)
+        if i is None or j is None:
+            i, j = self._positions(np.array([a, b], np.int64)).tolist()
+        return self._twins(i, j)
+
+    def _twins(self, i: int, j: int) -> bool:
+        """The rule for the records at positions i and j."""
         values_i, values_j = self._values(i), self._values(j)
+        if (values_i["given_name_tok"], values_i["family_name_tok"]) == (
+            values_j["given_name_tok"],
+            values_j["family_name_tok"],
+        ):
+            return False  # the same names: never twins (the exact given-name level)
         swapped_i = swapped_j = False
         family_dm = values_i["family_name_dm"]
-        same_family = family_tok[i] == family_tok[j] or (
+        family_i, family_j = values_i["family_name_tok"], values_j["family_name_tok"]
+        same_family = family_i == family_j or (
             family_dm is not None and family_dm == values_j["family_name_dm"]
         )
         if not same_family:
             # One record's given name is the other's family name: a swap, read it back.
-            family_i, family_j = family_tok[i], family_tok[j]
-            if family_j is not None and given_tok[i] == family_j:
+            if family_j is not None and values_i["given_name_tok"] == family_j:
                 swapped_i = True
-            elif family_i is not None and given_tok[j] == family_i:
+            elif family_i is not None and values_j["given_name_tok"] == family_i:
                 swapped_j = True
             else:
                 return False
@@ -141,3 +168,10 @@ class TwinRule:
         if sound_i is not None and sound_i == sound_j:
             return False  # the same Double Metaphone: a level above ELSE
         return self.GIVEN.level_of(self._row(i, swapped_i), self._row(j, swapped_j)) == 0
+
+
+def _equal(column: pa.Array, left: np.ndarray, right: np.ndarray) -> pa.Array:
+    """Whether the column holds the same value at each left and right position, two nulls
+    counting as the same (as Python's == does for None)."""
+    a, b = column.take(pa.array(left)), column.take(pa.array(right))
+    return pc.fill_null(pc.equal(a, b), pc.and_(pc.is_null(a), pc.is_null(b)))

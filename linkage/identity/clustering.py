@@ -10,6 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from scipy.sparse import coo_array
+from scipy.sparse.csgraph import connected_components
 
 RecordKey = int  # a record's primary key in the registry
 #: Larger components skip the pairwise pre-check (its pairs grow with the square of their
@@ -134,44 +142,51 @@ def cluster_records(
     Ties in weight are broken by the record keys, so the result is deterministic.
 
     The result is `greedy_clusters`'s, found more cheaply: the links' connected components
-    come first, and only a component holding a pair that may not share a cluster is
-    clustered greedily. Every other component is one cluster, as the greedy union would make
-    it (it refuses nothing there). In a registry most components are one child's records.
+    come first (in arrays: a million records take a fraction of a second), and only a
+    component holding a pair that may not share a cluster is clustered greedily. Every other
+    component is one cluster, as the greedy union would make it (it refuses nothing there). In
+    a registry most components are one child's records.
     """
     links = list(links)
     must_link, cannot_link = list(must_link), list(cannot_link)
-    health_nhs = health_nhs or {}
-    keys = conflict_key or {}
     nodes = _NodeOrder(records)
     for a, b in cannot_link + must_link:
         nodes.add(a)
         nodes.add(b)
-    if any(a not in nodes.seen or b not in nodes.seen for a, b, _ in links):
+    result = ClusteringResult(clusters=[])
+    if not nodes.order and not links:
+        return result
+    graph = _Graph(nodes.order)
+    link_ends = graph.ends(links)
+    if (link_ends < 0).any():
         for a, b, _ in _by_weight(links):  # the greedy meets new records in weight order
             nodes.add(a)
             nodes.add(b)
+        graph = _Graph(nodes.order)
+        link_ends = graph.ends(links)
+    must_ends = graph.ends(must_link)
+    component = graph.components(np.concatenate([link_ends, must_ends]))
+    size = np.bincount(component)
+    dirty = _nhs_conflicts(graph, component, health_nhs or {})
+    if cannot_link:
+        ends = graph.ends(cannot_link)
+        inside = component[ends[:, 0]] == component[ends[:, 1]]
+        dirty[component[ends[inside, 0]]] = True
+    if conflicts is not None:
+        dirty |= size > PRECHECK_MAX
+        dirty |= _rule_conflicts(graph, component, size, dirty, conflict_key or {}, conflicts)
 
-    components = _Components(nodes.order)
-    must_unions: dict[RecordKey, int] = {}
-    for a, b in must_link:
-        if components.union(a, b):
-            must_unions[a] = must_unions.get(a, 0) + 1
-    for a, b, _ in links:
-        components.union(a, b)
-    members: dict[RecordKey, list[RecordKey]] = {}
-    for node in nodes.order:
-        members.setdefault(components.find(node), []).append(node)
-    dirty = {components.find(a) for a, b in cannot_link if components.same(a, b)}
-    dirty.update(_conflicted(members, health_nhs, keys, conflicts))
-
-    result = ClusteringResult(clusters=[])
-    label: dict[RecordKey, RecordKey] = {}
-    if dirty:
-        inside = {node for root in dirty for node in members[root]}
+    label = component.copy()
+    if dirty.any():
+        in_dirty = dirty[component]
+        inside = set(graph.keys[in_dirty].tolist())
+        prefetch = getattr(conflicts, "prefetch", None)
+        if prefetch is not None:  # a rule that reads its records in bulk (TwinRule)
+            prefetch(graph.keys[in_dirty])
         greedy = greedy_clusters(
             [node for node in nodes.order if node in inside],
             [link for link in links if link[0] in inside],
-            health_nhs={r: n for r, n in health_nhs.items() if r in inside},
+            health_nhs={r: n for r, n in (health_nhs or {}).items() if r in inside},
             must_link=[pair for pair in must_link if pair[0] in inside],
             cannot_link=[pair for pair in cannot_link if pair[0] in inside],
             conflict_key=conflict_key,
@@ -182,20 +197,18 @@ def cluster_records(
         result.refused_cannot_link = greedy.refused_cannot_link
         result.refused_conflict = greedy.refused_conflict
         result.refused = greedy.refused
-        for cluster in greedy.clusters:
-            first = next(iter(cluster))
-            label.update((node, first) for node in cluster)
-    for a, count in must_unions.items():  # must-links used no scored link
-        if components.find(a) not in dirty:
-            result.links_used -= count
-    for root, group in members.items():
-        if root not in dirty:
-            result.links_used += len(group) - 1
-            label.update((node, root) for node in group)
-    clusters: dict[RecordKey, set[RecordKey]] = {}
-    for node in nodes.order:  # in the order the greedy union lists them
-        clusters.setdefault(label[node], set()).add(node)
-    result.clusters = list(clusters.values())
+        cluster_of = {node: i for i, cluster in enumerate(greedy.clusters) for node in cluster}
+        # A cannot-link partner outside the dirty components is a singleton to the greedy
+        # union, not a cluster of this result: its own component labels it.
+        positions = np.flatnonzero(in_dirty)
+        label[positions] = len(size) + np.array(
+            [cluster_of[node] for node in graph.keys[positions].tolist()], np.int64
+        )
+    # A clean component takes one scored link per member but its first, less the members
+    # must-links joined (the greedy union takes those before any scored link).
+    clean = ~dirty
+    result.links_used += int(np.sum(_must_parts(graph, component, must_ends)[clean] - 1))
+    result.clusters = graph.groups(label)
     return result
 
 
@@ -212,71 +225,141 @@ class _NodeOrder:
             self.order.append(node)
 
 
-class _Components:
-    """Plain union-find: the links' connected components, with no constraint checked."""
+class _Graph:
+    """The records as positions 0..n-1 in the order first met, for work in arrays."""
 
-    def __init__(self, nodes: Iterable[RecordKey]) -> None:
-        self.parent = {node: node for node in nodes}
+    def __init__(self, order: list[RecordKey]) -> None:
+        self.keys = np.array(order, dtype=np.int64)
+        self.sorter = np.argsort(self.keys, kind="stable")
+        self.sorted = self.keys[self.sorter]
 
-    def find(self, node: RecordKey) -> RecordKey:
-        parent = self.parent
-        root = node
-        while parent[root] != root:
-            root = parent[root]
-        while parent[node] != root:
-            parent[node], node = root, parent[node]
-        return root
+    def positions(self, keys: np.ndarray) -> np.ndarray:
+        """Positions of keys, -1 for a key not among the records."""
+        if not len(self.sorted):
+            return np.full(keys.shape, -1, np.int64)
+        found = np.searchsorted(self.sorted, keys).clip(max=len(self.sorted) - 1)
+        return np.where(self.sorted[found] == keys, self.sorter[found], -1)
 
-    def same(self, a: RecordKey, b: RecordKey) -> bool:
-        return self.find(a) == self.find(b)
+    def ends(self, pairs: Iterable[tuple[Any, ...]]) -> np.ndarray:
+        """The positions of each pair's first two records, as an (n, 2) array."""
+        flat = np.fromiter((key for pair in pairs for key in pair[:2]), dtype=np.int64).reshape(
+            -1, 2
+        )
+        return self.positions(flat)
 
-    def union(self, a: RecordKey, b: RecordKey) -> bool:
-        root_a, root_b = self.find(a), self.find(b)
-        if root_a == root_b:
-            return False
-        self.parent[root_b] = root_a
-        return True
+    def components(self, edges: np.ndarray) -> np.ndarray:
+        """Each position's connected component over the edges (positions, (n, 2))."""
+        n = len(self.keys)
+        matrix = coo_array((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(n, n))
+        labels: np.ndarray = connected_components(matrix, directed=False)[1]
+        return labels.astype(np.int64)
+
+    def groups(self, label: np.ndarray) -> list[set[RecordKey]]:
+        """The records by label, groups in the order their first member was met."""
+        _, first = np.unique(label, return_index=True)
+        rank = np.empty(label.max() + 1, np.int64)
+        rank[label[np.sort(first)]] = np.arange(len(first))
+        ranks = rank[label]
+        order = np.argsort(ranks, kind="stable")
+        keys = self.keys[order].tolist()
+        bounds = [0, *(np.flatnonzero(np.diff(ranks[order])) + 1).tolist(), len(keys)]
+        return [set(keys[start:end]) for start, end in pairwise(bounds)]
 
 
-def _conflicted(
-    components: Mapping[RecordKey, list[RecordKey]],
-    health_nhs: Mapping[RecordKey, str],
+def _must_parts(graph: _Graph, component: np.ndarray, must_ends: np.ndarray) -> np.ndarray:
+    """For each component, how many parts the must-links alone make of its records."""
+    size = np.bincount(component)
+    if not len(must_ends):
+        return size
+    parts = graph.components(must_ends)
+    pairs = np.unique(component * len(component) + parts)
+    return np.bincount(pairs // len(component), minlength=len(size))
+
+
+def _nhs_conflicts(
+    graph: _Graph, component: np.ndarray, health_nhs: Mapping[RecordKey, str]
+) -> np.ndarray:
+    """Components holding two different health NHS numbers (empty numbers are none)."""
+    dirty = np.zeros(component.max() + 1, bool)
+    positions, numbers = _coded(graph, health_nhs, empty_is_none=True)
+    if not len(positions):
+        return dirty
+    owners, span = component[positions], int(numbers.max()) + 1
+    distinct = np.unique(owners * span + numbers) // span
+    dirty[distinct[np.flatnonzero(np.diff(distinct) == 0)]] = True
+    return dirty
+
+
+def _coded(
+    graph: _Graph, mapping: Mapping[RecordKey, Any], *, empty_is_none: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of the mapping's records that have a value, and a code for each distinct
+    value (None, and with `empty_is_none` the empty string, is no value). Arrow encodes a
+    million values in milliseconds; values it cannot type are coded in Python."""
+    if not mapping:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    keys = np.fromiter(mapping.keys(), np.int64, len(mapping))
+    values = list(mapping.values())
+    try:
+        encoded = pc.dictionary_encode(pa.array(values))
+        codes = np.array(encoded.indices.fill_null(-1), np.int64)
+        if empty_is_none and pa.types.is_string(encoded.dictionary.type):
+            blank = pc.index(encoded.dictionary, "").as_py()
+            if blank >= 0:
+                codes[codes == blank] = -1
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        coding: dict[Any, int] = {}
+        skipped = (None, "") if empty_is_none else (None,)
+        codes = np.array(
+            [-1 if v in skipped else coding.setdefault(v, len(coding)) for v in values], np.int64
+        )
+    positions = graph.positions(keys)
+    kept = (positions >= 0) & (codes >= 0)
+    return positions[kept], codes[kept].astype(np.int64)
+
+
+def _rule_conflicts(
+    graph: _Graph,
+    component: np.ndarray,
+    size: np.ndarray,
+    dirty: np.ndarray,
     conflict_key: Mapping[RecordKey, Hashable],
-    conflicts: Callable[[RecordKey, RecordKey], bool] | None,
-) -> set[RecordKey]:
-    """The components (by root) holding two records that may not share a cluster: different
-    health NHS numbers, or a conflicting pair in one bucket (cannot-links are the caller's).
-    A rule with a `which` method is asked about all bucket pairs at once."""
-    found: set[RecordKey] = set()
-    pairs: list[tuple[RecordKey, RecordKey]] = []
-    owners: list[RecordKey] = []
-    for root, group in components.items():
-        if len(group) == 1:
-            continue
-        numbers = {health_nhs[node] for node in group if node in health_nhs}
-        numbers.discard("")
-        if len(numbers) > 1:
-            found.add(root)
-            continue
-        if conflicts is None:
-            continue
-        if len(group) > PRECHECK_MAX:
-            found.add(root)  # the greedy union checks it, and stops at a first conflict
-            continue
-        buckets: dict[Hashable, list[RecordKey]] = {}
-        for node in group:
-            key = conflict_key.get(node)
-            if key is not None:
-                buckets.setdefault(key, []).append(node)
-        for bucket in buckets.values():
-            for i, first in enumerate(bucket):
-                for second in bucket[i + 1 :]:
-                    pairs.append((first, second))
-                    owners.append(root)
-    if pairs and conflicts is not None:
-        which = getattr(conflicts, "which", None)
-        verdicts = which(pairs) if which else [conflicts(a, b) for a, b in pairs]
-        found.update(root for root, clash in zip(owners, verdicts, strict=True) if clash)
+    conflicts: Callable[[RecordKey, RecordKey], bool],
+) -> np.ndarray:
+    """Components (not yet dirty, of two to PRECHECK_MAX records) holding a pair in one
+    `conflict_key` bucket for which `conflicts` holds. A rule with a `which` method is asked
+    about all those pairs at once, as an (n, 2) array of record keys."""
+    found = np.zeros(len(size), bool)
+    positions, bucket = _coded(graph, conflict_key)
+    owner = component[positions]
+    wanted = ~dirty[owner] & (size[owner] > 1)
+    positions, bucket, owner = positions[wanted], bucket[wanted], owner[wanted]
+    # Runs of one component and bucket, members in the order met; every pair in a run.
+    order = np.lexsort((positions, bucket, owner))
+    positions, bucket, owner = positions[order], bucket[order], owner[order]
+    run = np.cumsum(np.r_[True, (owner[1:] != owner[:-1]) | (bucket[1:] != bucket[:-1])])
+    first, second = [], []
+    live = np.flatnonzero(np.bincount(run)[run] > 1)
+    distance = 1
+    while len(live):
+        partner = live + distance
+        live = live[partner < len(run)]
+        partner = partner[partner < len(run)]
+        same = run[live] == run[partner]
+        live, partner = live[same], partner[same]
+        first.append(live)
+        second.append(partner)
+        distance += 1
+    if not first:
+        return found
+    left, right = np.concatenate(first), np.concatenate(second)
+    pairs = np.column_stack((graph.keys[positions[left]], graph.keys[positions[right]]))
+    which = getattr(conflicts, "which", None)
+    if which is not None:
+        verdicts = np.asarray(which(pairs), bool)
+    else:
+        verdicts = np.array([conflicts(a, b) for a, b in pairs.tolist()], bool)
+    found[owner[left[verdicts]]] = True
     return found
 
 

@@ -122,3 +122,17 @@ def test_a_large_component_is_clustered_greedily_with_the_same_result() -> None:
     fast, greedy = cluster_records(**problem), greedy_clusters(**problem)
     assert fast.clusters == greedy.clusters and len(fast.clusters) == 2
     assert fast.refused_conflict == greedy.refused_conflict == 1
+
+
+def test_conflict_keys_of_mixed_types_are_buckets_too() -> None:
+    """Keys Arrow cannot put in one column (ints beside text, tuples) are coded in Python;
+    the result is still the greedy union's."""
+    problem: dict[str, Any] = {
+        "records": [1, 2, 3, 4, 5],
+        "links": [(1, 2, 20.0), (2, 3, 18.0), (4, 5, 15.0)],
+        "conflict_key": {1: 7, 2: "7", 3: 7, 4: ("d", 1), 5: ("d", 1)},
+        "conflicts": lambda a, b: {a, b} in ({1, 3}, {4, 5}),
+    }
+    fast, greedy = cluster_records(**problem), greedy_clusters(**problem)
+    assert fast.clusters == greedy.clusters == [{1, 2}, {3}, {4}, {5}]
+    assert fast.refused_conflict == greedy.refused_conflict == 2
