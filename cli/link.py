@@ -99,11 +99,14 @@ def _link(
     """Ingest `inputs`, run linkage, write `output`: what `cci link` does inside its engine."""
     if inputs:
         with progress_bar("ingesting") as progress:
-            summary = ingest_files(engine, inputs, progress=progress)
+            # Linkage follows at once: it builds the look-up indexes while it scores.
+            summary = ingest_files(engine, inputs, progress=progress, lookup_indexes_later=True)
         typer.echo(
             f"ingested {summary.rows_read} rows: {summary.records_added} new records, "
             f"{summary.versions_added} new versions, {summary.unchanged} unchanged"
         )
+        if summary.lookup_indexes_pending:
+            typer.echo("  real-time look-up indexes are being built while linkage runs")
     with progress_bar("linking") as progress:
 
         def stage(name: str) -> None:

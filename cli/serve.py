@@ -42,9 +42,18 @@ def serve(
     import uvicorn
 
     from linkage.settings import store_settings
+    from linkage.store import make_engine
     from linkage.store.database import upgrade
+    from linkage.store.lookup_indexes import build_lookup_indexes
 
-    upgrade(store_settings().database_url)
+    url = store_settings().database_url
+    upgrade(url)
+    engine = make_engine(url)
+    try:  # a first load stopped before its run left them to be built (lookup_indexes.py)
+        if made := build_lookup_indexes(engine):
+            typer.echo(f"built {made} missing real-time look-up indexes")
+    finally:
+        engine.dispose()
     uvicorn.run(
         "service.main:app",
         host=host,

@@ -30,6 +30,7 @@ from linkage.model.training import MIN_RECORDS_FOR_TRAINING, train_model
 from linkage.run import Thresholds, collector_paused, run_linkage
 from linkage.settings import linkage_settings
 from linkage.store.database import snapshot_transaction, upgrade, write_transaction
+from linkage.store.lookup_indexes import building_lookup_indexes
 from linkage.store.model_versions import active_model, save_model
 from linkage.store.models import Assignment, LinkageRun, Record, SourceSystem, utcnow
 from linkage.store.registry import (
@@ -153,55 +154,62 @@ def link_registry(
         if stage:
             stage(name)
 
-    with collector_paused(), snapshot_transaction(engine) as connection:
-        snapshot = load_snapshot(connection)
-    timed("load")
-    version, model, source = _choose_model(engine, snapshot.records, stage, link_engine)
-    timed("model")
-    run_id = _claim_run(engine, version)
-    try:
-        with collector_paused(), engine.connect() as connection:
-            prior = load_scored_state(connection)
-        frequencies = freeze_snapshot_frequencies(
-            engine, version, CompiledModel(model).tf_columns, snapshot.records
-        )
-        timed("kept_pairs")
-        outcome = run_linkage(
-            snapshot,
-            model,
-            thresholds,
-            model_version=version,
-            prior=prior,
-            term_frequencies=frequencies,
-            db_api=engine_api(link_engine),
-            stage=stage,
-        )
-        seconds.update(outcome.stats["seconds"])
-        outcome.stats["seconds"] = seconds
-        clock = time.perf_counter()
-        # The outcome refers to records, identifiers and this run, none ever deleted.
-        with collector_paused(), write_transaction(engine, bulk=True) as connection:
-            apply_outcome(connection, run_id, outcome, since=snapshot.event_mark)
-            if snapshot.uncached_versions is not None:
-                store_blocks(connection, snapshot.uncached_versions)
-            reapplied = reapply_decisions(
-                connection, after=snapshot.decision_mark, matcher=Matcher(engine, thresholds)
+    # A large ingest may have left real-time matching's look-up indexes to this run
+    # (`cci link --input`): they are built on a thread while it loads, trains and scores.
+    with building_lookup_indexes(engine) as lookup_indexes_built:
+        with collector_paused(), snapshot_transaction(engine) as connection:
+            snapshot = load_snapshot(connection)
+        timed("load")
+        version, model, source = _choose_model(engine, snapshot.records, stage, link_engine)
+        timed("model")
+        run_id = _claim_run(engine, version)
+        try:
+            with collector_paused(), engine.connect() as connection:
+                prior = load_scored_state(connection)
+            frequencies = freeze_snapshot_frequencies(
+                engine, version, CompiledModel(model).tf_columns, snapshot.records
             )
-            if reapplied:
-                outcome.stats["decisions_reapplied"] = reapplied
-                connection.execute(
-                    update(LinkageRun).where(LinkageRun.id == run_id).values(summary=outcome.stats)
+            timed("kept_pairs")
+            outcome = run_linkage(
+                snapshot,
+                model,
+                thresholds,
+                model_version=version,
+                prior=prior,
+                term_frequencies=frequencies,
+                db_api=engine_api(link_engine),
+                stage=stage,
+            )
+            seconds.update(outcome.stats["seconds"])
+            outcome.stats["seconds"] = seconds
+            clock = time.perf_counter()
+            if lookup_indexes_built():  # the result commits with them in place
+                timed("lookup_indexes")  # what was left of building them
+            # The outcome refers to records, identifiers and this run, none ever deleted.
+            with collector_paused(), write_transaction(engine, bulk=True) as connection:
+                apply_outcome(connection, run_id, outcome, since=snapshot.event_mark)
+                if snapshot.uncached_versions is not None:
+                    store_blocks(connection, snapshot.uncached_versions)
+                reapplied = reapply_decisions(
+                    connection, after=snapshot.decision_mark, matcher=Matcher(engine, thresholds)
                 )
-        timed("write")  # after the summary was stored: only the report carries it
-    except BaseException:
-        with write_transaction(engine) as connection:
-            connection.execute(
-                update(LinkageRun)
-                .where(LinkageRun.id == run_id)
-                .values(status="failed", finished_at=utcnow())
-            )
-        raise
-    return LinkReport(run_id, version, source, outcome.stats)
+                if reapplied:
+                    outcome.stats["decisions_reapplied"] = reapplied
+                    connection.execute(
+                        update(LinkageRun)
+                        .where(LinkageRun.id == run_id)
+                        .values(summary=outcome.stats)
+                    )
+            timed("write")  # after the summary was stored: only the report carries it
+        except BaseException:
+            with write_transaction(engine) as connection:
+                connection.execute(
+                    update(LinkageRun)
+                    .where(LinkageRun.id == run_id)
+                    .values(status="failed", finished_at=utcnow())
+                )
+            raise
+        return LinkReport(run_id, version, source, outcome.stats)
 
 
 def write_assignments(engine: Engine, path: Path) -> int:

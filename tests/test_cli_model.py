@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
 from linkage.demo import write_delivery
 from linkage.pseudonymise import LinkageKey, pseudonymise_file
+from linkage.store import bulk, make_engine
+from linkage.store.lookup_indexes import missing_lookup_indexes
 
 
-def test_model_commands(tmp_path: Path) -> None:
+def test_model_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk, "DEFER_MIN_ROWS", 100)  # the ingest is a large load
     url = f"sqlite:///{tmp_path / 'r.db'}"
     runner = CliRunner()
     assert runner.invoke(app, ["model", "show", "--database-url", url]).exit_code == 2
@@ -34,6 +38,12 @@ def test_model_commands(tmp_path: Path) -> None:
     )
     assert linked.exit_code == 0, linked.output
     assert "default model shipped with the package" in linked.output
+    # The ingest left the look-up indexes to the run, which built them while it scored.
+    assert "look-up indexes are being built while linkage runs" in linked.output
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        assert missing_lookup_indexes(connection) == []
+    engine.dispose()
     assert (tmp_path / "a.csv").read_text().startswith("source_system,record_id,cci\n")
 
     shown = runner.invoke(app, ["model", "show", "--database-url", url])

@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from linkage.store import upgrade
+from linkage.store.models import LOOKUP_INDEXES
 
 ROOT = Path(__file__).parents[1]
 
@@ -30,6 +34,11 @@ def test_dockerfile_command_runs_outside_docker(tmp_path: Path) -> None:
     script = command.group(1).replace("0.0.0.0", "127.0.0.1").replace("8000", str(port))
     script = script.replace("cci serve", "cci serve --workers 1")
     cci_dir = str(Path(sys.executable).parent)
+    # A registry whose first load stopped before its run, without one look-up index: the
+    # service builds it before it answers (linkage/store/lookup_indexes.py).
+    upgrade(f"sqlite:///{tmp_path / 'cci.db'}")
+    with sqlite3.connect(tmp_path / "cci.db") as db:
+        db.execute(f"DROP INDEX {LOOKUP_INDEXES[0][0]}")
     env = dict(
         os.environ,
         CCI_DATABASE_URL=f"sqlite:///{tmp_path / 'cci.db'}",
@@ -54,7 +63,9 @@ def test_dockerfile_command_runs_outside_docker(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "service did not start"
                 time.sleep(0.3)
         assert response.status_code == 200 and response.json() == {"status": "ok"}
-        assert (tmp_path / "cci.db").exists()
+        with sqlite3.connect(tmp_path / "cci.db") as db:
+            names = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        assert {name for name, _ in LOOKUP_INDEXES} <= names
         # Migrated and reachable, but not ready to match until a model is active.
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
         assert ready.status_code == 503

@@ -14,7 +14,8 @@ from linkage.demo import write_delivery
 from linkage.link import link_registry, write_assignments
 from linkage.pseudonymise import LinkageKey, pseudonymise_file
 from linkage.store import bulk, ingest_files, make_engine
-from linkage.store.models import Base, Event, Identifier
+from linkage.store.lookup_indexes import missing_lookup_indexes
+from linkage.store.models import LOOKUP_INDEXES, Base, Event, Identifier
 
 KEY = LinkageKey(secret=bytes(range(32)))
 
@@ -64,8 +65,15 @@ def test_link_rerun_and_second_delivery_keep_identifiers_stable(
     engine = make_engine(db_url)
     try:
         first_file, truth = delivery(tmp_path, 1)
-        ingest_files(engine, [first_file])
+        # As `cci link --input` does: the run builds the look-up indexes the ingest left.
+        summary = ingest_files(engine, [first_file], lookup_indexes_later=True)
+        assert summary.lookup_indexes_pending
+        with engine.connect() as c:
+            assert len(missing_lookup_indexes(c)) == len(LOOKUP_INDEXES)
         report = link_registry(engine)
+        assert "lookup_indexes" in report.stats["seconds"]
+        with engine.connect() as c:
+            assert missing_lookup_indexes(c) == []
         assert "default model" in report.model_source
         first = assignments(engine, tmp_path / "a1.csv")
         assert len(first) == report.stats["records"] > 900

@@ -86,6 +86,8 @@ class IngestSummary:
     unchanged: int = 0
     per_source: dict[str, SourceCounts] = field(default_factory=dict)
     key_ids_registered: list[str] = field(default_factory=list)
+    #: Committed without the look-up indexes (`lookup_indexes_later`): a run builds them.
+    lookup_indexes_pending: bool = False
     seconds: float = 0.0
 
     @property
@@ -108,12 +110,19 @@ def content_hashes(batch: pa.Table) -> list[str]:
 
 
 def ingest_files(
-    engine: Engine, paths: Iterable[Path | str], *, progress: Progress | None = None
+    engine: Engine,
+    paths: Iterable[Path | str],
+    *,
+    progress: Progress | None = None,
+    lookup_indexes_later: bool = False,
 ) -> IngestSummary:
     """Ingest pseudonymised files in order, in one transaction (migrating the registry first).
 
     Raises UnusableInputError or UnknownKeyError when any file cannot go in; the whole call is
     then rolled back, so a delivery is never left half-ingested.
+
+    `lookup_indexes_later`: a large load commits without the look-up indexes it dropped, for
+    the linkage run that follows to build while it scores (`linkage.store.lookup_indexes`).
     """
     upgrade(engine)
     files = [PseudonymisedFile(p) for p in paths]
@@ -142,6 +151,9 @@ def ingest_files(
             done_before += file.size
             summary.files += 1
         for upkeep in load.deferred:
+            if lookup_indexes_later and isinstance(upkeep, DeferredIndexes):
+                summary.lookup_indexes_pending = upkeep.dropped
+                continue
             upkeep.restore(connection)
     summary.seconds = time.perf_counter() - started
     return summary
