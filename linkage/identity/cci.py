@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import threading
-from functools import cache
+
+import numpy as np
 
 ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXY"
 MODULUS = len(ALPHABET)  # 31, prime
@@ -36,77 +37,67 @@ def check_character(body: str) -> str:
 BODIES = len(LETTERS) * MODULUS ** (BODY_LENGTH - 1)  # about 2^49.0
 
 
-class _Draws:
-    """Uniform draws below BODIES from the operating system's CSPRNG, read in blocks: one
-    `os.urandom` call per CCI (what `secrets` does) made a first run's 580,000 new CCIs take
-    five seconds. Each draw is 7 bytes, taken only below the largest multiple of BODIES that
-    fits in 56 bits (rejection, so no value is likelier than another). The block is dropped
-    in a forked child, so two processes never hand out the same bytes."""
+class _Pool:
+    """CCIs made a block at a time from the operating system's CSPRNG, in NumPy arrays: one
+    `os.urandom` call per CCI made a first run's 580,000 new CCIs take five seconds, and
+    building each from symbol tables still took 1.2 s. Each draw is 7 bytes, taken only below
+    the largest multiple of BODIES that fits in 56 bits (rejection, so no value is likelier
+    than another). The block is dropped in a forked child, so two processes never hand out
+    the same CCIs."""
 
-    BLOCK = 7 * 1024
+    BLOCK = 4096
     LIMIT = (1 << 56) // BODIES * BODIES
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.block = b""
-        self.offset = 0
+        self.ready: list[str] = []
         os.register_at_fork(after_in_child=self.forget)
 
     def forget(self) -> None:
-        self.block, self.offset = b"", 0
+        self.lock = threading.Lock()
+        self.ready = []
 
-    def below_bodies(self) -> int:
+    def take(self) -> str:
         with self.lock:
-            while True:
-                if self.offset >= len(self.block):
-                    self.block, self.offset = os.urandom(self.BLOCK), 0
-                start = self.offset
-                self.offset += 7
-                value = int.from_bytes(self.block[start : self.offset], "big")
-                if value < self.LIMIT:
-                    return int(value % BODIES)
+            if not self.ready:
+                self.ready = self.made(self.BLOCK)
+            return self.ready.pop()
 
+    @classmethod
+    def made(cls, count: int) -> list[str]:
+        """`count` new CCIs: a letter, nine symbols, the check character."""
+        values = cls.draws(count)
+        symbols = np.empty((count, BODY_LENGTH + 1), np.int64)
+        for position in range(BODY_LENGTH - 1, 0, -1):
+            values, symbols[:, position] = np.divmod(values, MODULUS)
+        symbols[:, 0] = values + 10  # the letter's value: LETTERS start at ALPHABET[10]
+        weighted = symbols[:, :BODY_LENGTH] @ np.arange(1, BODY_LENGTH + 1)
+        symbols[:, BODY_LENGTH] = (-weighted * _INVERSE) % MODULUS
+        text = _ASCII[symbols].tobytes().decode("ascii")
+        width = BODY_LENGTH + 1
+        return [text[start : start + width] for start in range(0, len(text), width)]
 
-_draws = _Draws()
-
-
-@cache
-def _groups() -> tuple[list[str], list[int], list[int]]:
-    """Every run of three symbols: its text, its weighted sum with weights 1, 2, 3, and its
-    plain sum (at offset k the weights are k+1..k+3: weighted + k * plain). Made at the
-    first new CCI (60 ms), not at import."""
-    texts, weighted, plain = [], [], []
-    for value in range(MODULUS**3):
-        digits = (value // MODULUS**2, value // MODULUS % MODULUS, value % MODULUS)
-        texts.append("".join(ALPHABET[d] for d in digits))
-        weighted.append(digits[0] + 2 * digits[1] + 3 * digits[2])
-        plain.append(sum(digits))
-    return texts, weighted, plain
+    @classmethod
+    def draws(cls, count: int) -> np.ndarray:
+        """`count` uniform draws below BODIES."""
+        kept: list[np.ndarray] = []
+        while (have := sum(len(k) for k in kept)) < count:
+            raw = np.frombuffer(os.urandom(7 * (count - have + 64)), np.uint8).reshape(-1, 7)
+            values = np.zeros(len(raw), np.int64)
+            for column in range(7):  # big-endian, 56 bits: fits a signed 64-bit integer
+                values = (values << 8) | raw[:, column]
+            kept.append(values[values < cls.LIMIT] % BODIES)
+        return np.concatenate(kept)[:count]
 
 
 _INVERSE = pow(BODY_LENGTH + 1, -1, MODULUS)  # of the check character's weight
+_ASCII = np.frombuffer(ALPHABET.encode("ascii"), np.uint8)
+_pool = _Pool()
 
 
 def new_cci() -> str:
-    """Uniform over the body space, from one draw of the operating system's CSPRNG. Built
-    three symbols at a time from tables: symbol by symbol it cost 7 us a CCI."""
-    text, weighted, plain = _groups()
-    value = _draws.below_bodies()
-    value, c = divmod(value, MODULUS**3)
-    value, b = divmod(value, MODULUS**3)
-    letter, a = divmod(value, MODULUS**3)
-    total = (
-        letter
-        + 10  # the letter's value: LETTERS start at ALPHABET[10]
-        + weighted[a]
-        + plain[a]
-        + weighted[b]
-        + 4 * plain[b]
-        + weighted[c]
-        + 7 * plain[c]
-    )
-    check = ALPHABET[(-total * _INVERSE) % MODULUS]
-    return LETTERS[letter] + text[a] + text[b] + text[c] + check
+    """Uniform over the body space, from the operating system's CSPRNG."""
+    return _pool.take()
 
 
 def normalise_cci(text: str) -> str | None:
