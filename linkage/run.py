@@ -227,7 +227,7 @@ def run_linkage(
             for cci, flag in zip(plan.cci_of_cluster, anchored, strict=True)
             if cci in snapshot.identifiers and snapshot.identifiers[cci].nhs_anchored != flag
         ]
-        untouched = {snapshot.prior_cci[uid] for uid in ids if uid not in in_scope}
+        untouched = set(map(snapshot.prior_cci.__getitem__, set(ids) - in_scope))
         mark("assign")
 
         cci_now = {
@@ -299,12 +299,14 @@ def _affected(
     changed, or paired with one or with a record gone), decided on, without a CCI, or sharing
     a CCI with a record no longer current; then all records linked to those or sharing their
     CCIs."""
-    present = set(ids)
+    # Set operations and `map` over the million records, not Python loops: an incremental
+    # run pays for these on every record however small its delivery.
+    present, prior = set(ids), snapshot.prior_cci
     decided = {uid for pair in snapshot.must_link + snapshot.cannot_link for uid in pair}
-    orphaned = {cci for uid, cci in snapshot.prior_cci.items() if uid not in present}
-    starts = set(touched) | decided
-    starts.update(uid for uid in ids if snapshot.prior_cci.get(uid) in orphaned)
-    starts.update(uid for uid in ids if uid not in snapshot.prior_cci)
+    orphaned = set(map(prior.__getitem__, prior.keys() - present))
+    starts = set(touched) | decided | (present - prior.keys())
+    if orphaned:
+        starts.update(uid for uid in ids if prior.get(uid) in orphaned)
     must = pa.table(
         {
             "unique_id_l": pa.array([a for a, _ in snapshot.must_link], pa.int64()),
@@ -322,7 +324,8 @@ def _identifiers_in_play(
     by the records clustered again, and those no current record holds (to be retired)."""
     if full:
         return snapshot.identifiers
-    held = {snapshot.prior_cci[uid] for uid in ids if uid in snapshot.prior_cci}
+    held = set(map(snapshot.prior_cci.get, ids))
+    held.discard(None)
     wanted = set(prior_cci.values()) | (snapshot.identifiers.keys() - held)
     return {cci: snapshot.identifiers[cci] for cci in wanted if cci in snapshot.identifiers}
 
@@ -392,6 +395,8 @@ def _with_frequencies(records: pa.Table, frequencies: TermFrequencies | None) ->
     if not frequencies:
         return records
     for column, table in frequencies.items():
-        values = [table.get(v) for v in records[column].to_pylist()]
-        records = records.append_column(f"tf_{column}", pa.array(values, pa.float64()))
+        values = pa.array(list(table.keys()), records.schema.field(column).type)
+        found = pc.index_in(records[column], value_set=values)  # null where the table lacks it
+        frequency = pa.array(list(table.values()), pa.float64()).take(found.combine_chunks())
+        records = records.append_column(f"tf_{column}", frequency)
     return records

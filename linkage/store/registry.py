@@ -124,23 +124,26 @@ def current_records(connection: Connection) -> tuple[pa.Table, pa.Table]:
         .order_by(Record.id),
         _KEY_SCHEMA,
     )
-    found = _current_of(keys, read_blocks(connection))
-    if found.num_rows == keys.num_rows:  # `found` is a subset of `keys`, without repeats
-        return found, BLOCK_SCHEMA.empty_table()
-    missing = pc.invert(pc.is_in(keys["unique_id"], value_set=found["unique_id"]))
+    versions = read_blocks(connection)
+    at, rows = _current_positions(keys, versions)
+    if len(at) == keys.num_rows:  # `at` is a subset of `keys`' positions, without repeats
+        return _current_of(keys, versions, at, rows), BLOCK_SCHEMA.empty_table()
+    found = keys["unique_id"].combine_chunks().take(at)
+    missing = pc.invert(pc.is_in(keys["unique_id"], value_set=found))
     uncached = _versions_of(connection, keys["unique_id"].filter(missing))
-    if not uncached.num_rows:
-        return found, uncached
-    both = pa.concat_tables([found, _current_of(keys, uncached)])
-    return both.take(pc.sort_indices(both["unique_id"])), uncached
+    if uncached.num_rows:  # one take from both, in `keys` order: no second copy to sort
+        versions = pa.concat_tables([versions, uncached.cast(versions.schema)])
+        at, rows = _current_positions(keys, versions)
+    return _current_of(keys, versions, at, rows), uncached
 
 
-def _current_of(keys: pa.Table, versions: pa.Table) -> pa.Table:
-    """The rows of `versions` (BLOCK_SCHEMA) that are current per `keys` (_KEY_SCHEMA, by
-    unique_id), once each, in `keys` order, as `_READ_SCHEMA`. Index arithmetic rather than
-    Arrow's hash join, which took 3.8 s to carry the 26 columns of a million records along."""
+def _current_positions(keys: pa.Table, versions: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """Where the current version of each record of `keys` (_KEY_SCHEMA, by unique_id) is in
+    `versions` (BLOCK_SCHEMA): positions in `keys` and in `versions`, in `keys` order, once
+    each. Index arithmetic rather than Arrow's hash join, which took 3.8 s to carry the 26
+    columns of a million records along."""
     if not keys.num_rows:
-        return _READ_SCHEMA.empty_table()
+        return pa.array([], pa.int32()), pa.array([], pa.uint64())
     ids = versions["unique_id"].combine_chunks()
     at = pc.index_in(ids, value_set=keys["unique_id"].combine_chunks())  # position in keys
     current = pc.equal(
@@ -155,6 +158,13 @@ def _current_of(keys: pa.Table, versions: pa.Table) -> pa.Table:
         first = pc.not_equal(at.slice(1), at.slice(0, len(at) - 1))
         keep = pa.concat_arrays([pa.array([True]), first])
         at, rows = at.filter(keep), rows.filter(keep)
+    return at, rows
+
+
+def _current_of(keys: pa.Table, versions: pa.Table, at: pa.Array, rows: pa.Array) -> pa.Table:
+    """The current versions at those positions (`_current_positions`), as `_READ_SCHEMA`."""
+    if not keys.num_rows:
+        return _READ_SCHEMA.empty_table()
     taken = versions.take(rows)
     columns = {
         "unique_id": keys["unique_id"].take(at),
