@@ -346,6 +346,9 @@ class ModelTermFrequency(Base):
     Values are the encodings as text (tokens in decimal)."""
 
     __tablename__ = "model_term_frequencies"
+    # On SQLite the rows live in the primary key's B-tree: reading a version's 360,000 values
+    # is then one sequential walk, not an index entry and a row look-up each (0.8 s -> 0.25 s).
+    __table_args__ = ({"sqlite_with_rowid": False},)
 
     model_version: Mapped[int] = mapped_column(ForeignKey("models.version"), primary_key=True)
     column_name: Mapped[str] = mapped_column(String(64), primary_key=True)

