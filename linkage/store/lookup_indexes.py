@@ -6,7 +6,8 @@ A large load drops them and sorts each once at its end (`DeferredIndexes`): abou
 them until the run's result is written, so its ingest commits without them and the run
 builds them in a thread while it loads, trains and scores, on the core Splink's work leaves
 idle (`building_lookup_indexes`). On 1M records, SQLite, building them and the run took
-50-51 s together instead of 57-59 s one after the other.
+50-57 s together instead of 57-59 s one after the other (one-off runs; see the README for
+the end-to-end figures, where the gain is within this machine's noise).
 
 Until they are back, real-time look-ups scan the table: slow, never wrong. A registry left
 without them (a process stopped between its ingest and its run) gets them back at its next
