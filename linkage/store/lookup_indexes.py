@@ -43,11 +43,14 @@ def missing_lookup_indexes(connection: Connection) -> list[Index]:
 
 def build_lookup_indexes(engine: Engine) -> int:
     """Create the missing look-up indexes, each in its own write transaction (another writer
-    waits for one index, not for all of them); how many were made."""
+    waits for one index, not for all of them); how many were made. A registry that has them
+    all (every `cci serve` start but the first after an interrupted load) is only read."""
+    with engine.connect() as connection:
+        wanted = missing_lookup_indexes(connection)
     made = 0
-    for index in lookup_indexes():
+    for index in wanted:
         with write_transaction(engine) as connection:
-            if index in missing_lookup_indexes(connection):
+            if index in missing_lookup_indexes(connection):  # nobody made it meanwhile
                 connection.execute(CreateIndex(index, if_not_exists=True))
                 made += 1
     if made:
