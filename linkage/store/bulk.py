@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -58,11 +59,8 @@ def bulk_insert(
     if isinstance(rows, pa.Table):
         rows = list(zip(*(rows[name].to_pylist() for name in columns), strict=True))
     marks = ", ".join("?" for _ in columns)
-    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
+    with driver_cursor(connection) as cursor:
         cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
-    finally:
-        cursor.close()
 
 
 def copy_csv(connection: Connection, statement: str, data: pa.Table) -> None:
@@ -112,19 +110,37 @@ def copy_out(connection: Connection, query: str, schema: pa.Schema) -> Iterator[
         yield pa_csv.read_csv(pa.BufferReader(b"".join(parts)), **options)
 
 
+@contextmanager
+def driver_cursor(connection: Connection) -> Iterator[Any]:
+    """A cursor of the DB-API driver under `connection`, closed after the block: SQLAlchemy's
+    row objects and parameter dictionaries cost more than the database itself on 100,000s of
+    rows."""
+    cursor: Any = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
 def driver_fetchall(
     connection: Connection, sql: str, parameters: Sequence[Any] = ()
 ) -> list[tuple[Any, ...]]:
-    """Every row of a statement with `?` marks (`%s` on psycopg), as the driver's tuples:
-    SQLAlchemy's row objects cost more than SQLite's own reading on 100,000s of rows."""
-    if connection.dialect.name == "postgresql":
-        sql = sql.replace("?", "%s")
-    cursor: Any = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(sql, tuple(parameters))
+    """Every row of a statement with `?` marks, as the driver's tuples."""
+    with driver_cursor(connection) as cursor:
+        cursor.execute(_driver_marks(connection, sql), tuple(parameters))
         return list(cursor.fetchall())
-    finally:
-        cursor.close()
+
+
+def driver_executemany(connection: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    """One statement with `?` marks over many rows, through the driver's cursor."""
+    if rows:
+        with driver_cursor(connection) as cursor:
+            cursor.executemany(_driver_marks(connection, sql), rows)
+
+
+def _driver_marks(connection: Connection, sql: str) -> str:
+    """`?` marks as the driver wants them (`%s` on psycopg)."""
+    return sql.replace("?", "%s") if connection.dialect.name == "postgresql" else sql
 
 
 def _arrow_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.Table:

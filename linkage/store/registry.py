@@ -29,7 +29,13 @@ from linkage.identity.assignment import PriorIdentifier
 from linkage.model.incremental import PAIR_SCHEMA
 from linkage.pseudonymised_file import BATCH_SCHEMA
 from linkage.run import RegistrySnapshot, RunOutcome, ScoredState, ScoredUpdate
-from linkage.store.bulk import DeferredForeignKeys, DeferredIndexes, bulk_insert, copy_out
+from linkage.store.bulk import (
+    DeferredForeignKeys,
+    DeferredIndexes,
+    bulk_insert,
+    copy_out,
+    driver_executemany,
+)
 from linkage.store.database import hold_event_order
 from linkage.store.identifiers import follow_successors
 from linkage.store.models import (
@@ -361,25 +367,25 @@ def apply_outcome(
         ("cci", "status", "nhs_anchored", "created_at", "changed_at"),
         [(c, "active", anchored[c], stamp, stamp) for c in sorted(plan.created)],  # B-tree order
     )
-    _execute_many(
+    driver_executemany(
         connection,
         "UPDATE identifiers SET status = 'active', successor_cci = NULL, nhs_anchored = ?, "
         "changed_at = ? WHERE cci = ?",
         [(anchored[c], stamp, c) for c in plan.reinstated]
         + [(anchored[c], stamp, c) for c in outcome.anchoring_changed],
     )
-    _execute_many(
+    driver_executemany(
         connection,
         "UPDATE identifiers SET status = 'superseded', successor_cci = ?, changed_at = ? "
         "WHERE cci = ?",
         [(new, stamp, old) for old, new in plan.superseded.items()],
     )
-    _execute_many(
+    driver_executemany(
         connection,
         "UPDATE identifiers SET status = 'retired', changed_at = ? WHERE cci = ?",
         [(stamp, c) for c in plan.retired],
     )
-    _execute_many(
+    driver_executemany(
         connection,
         _END_ASSIGNMENT,
         [
@@ -468,12 +474,12 @@ def _carry_over(
     }
     current = _current_ccis(connection, touched)
     ended = sorted(withdrawn & set(current))
-    _execute_many(connection, _END_ASSIGNMENT, [(stamp, r) for r in ended])
+    driver_executemany(connection, _END_ASSIGNMENT, [(stamp, r) for r in ended])
     current = {r: c for r, c in current.items() if r not in withdrawn}
     state = _states(connection, set(current.values()) | set(held.values()))
     events: list[tuple[Any, ...]] = []
     revived = sorted({c for c in current.values() if state[c][0] == "retired"})
-    _execute_many(
+    driver_executemany(
         connection,
         "UPDATE identifiers SET status = 'active', changed_at = ? WHERE cci = ?",
         [(stamp, cci) for cci in revived],
@@ -484,8 +490,8 @@ def _carry_over(
         for r, cci in sorted(current.items())
         if state[cci][0] == "superseded"
     ]
-    _execute_many(connection, _END_ASSIGNMENT, [(stamp, r) for r, _, _ in moves])
-    _execute_many(
+    driver_executemany(connection, _END_ASSIGNMENT, [(stamp, r) for r, _, _ in moves])
+    driver_executemany(
         connection,
         "INSERT INTO assignments (record_pk, cci, run_id, method, assigned_at) "
         "VALUES (?, ?, ?, 'auto', ?)",
@@ -504,7 +510,7 @@ def _carry_over(
     for cci in sorted(emptied - still_held):
         went = sorted(current[r] for r, c in held.items() if c == cci and r in current)
         if went:
-            _execute_many(
+            driver_executemany(
                 connection,
                 "UPDATE identifiers SET status = 'superseded', successor_cci = ?, changed_at = ? "
                 "WHERE cci = ?",
@@ -512,13 +518,13 @@ def _carry_over(
             )
             events.append(("superseded", cci, went[0], None, run_id, stamp))
         else:
-            _execute_many(
+            driver_executemany(
                 connection,
                 "UPDATE identifiers SET status = 'retired', changed_at = ? WHERE cci = ?",
                 [(stamp, cci)],
             )
             events.append(("retired", cci, None, None, run_id, stamp))
-    _execute_many(
+    driver_executemany(
         connection,
         "INSERT INTO events (type, cci, related_cci, record_pk, run_id, created_at) "
         "VALUES (?, ?, ?, ?, ?, ?)",
@@ -539,19 +545,6 @@ def _table(model: Any) -> Table:
     return table
 
 
-def _execute_many(connection: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """One statement over many rows through the DB-API cursor (`?` marks; `%s` on psycopg)."""
-    if not rows:
-        return
-    if connection.dialect.name == "postgresql":
-        sql = sql.replace("?", "%s")
-    cursor: Any = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.executemany(sql, rows)
-    finally:
-        cursor.close()
-
-
 def _keep_scored_pairs(connection: Connection, scored: ScoredUpdate) -> None:
     """Replace (full run) or patch (incremental run) the pairs kept for the next run."""
     if scored.full:
@@ -559,9 +552,9 @@ def _keep_scored_pairs(connection: Connection, scored: ScoredUpdate) -> None:
         connection.execute(delete(ScoredRecord))
     else:
         stale = [(r,) for r in scored.stale]
-        _execute_many(connection, "DELETE FROM scored_pairs WHERE record_pk_l = ?", stale)
-        _execute_many(connection, "DELETE FROM scored_pairs WHERE record_pk_r = ?", stale)
-        _execute_many(connection, "DELETE FROM scored_records WHERE record_pk = ?", stale)
+        driver_executemany(connection, "DELETE FROM scored_pairs WHERE record_pk_l = ?", stale)
+        driver_executemany(connection, "DELETE FROM scored_pairs WHERE record_pk_r = ?", stale)
+        driver_executemany(connection, "DELETE FROM scored_records WHERE record_pk = ?", stale)
     pairs = scored.pairs.sort_by([("unique_id_l", "ascending"), ("unique_id_r", "ascending")])
     columns = [pairs[c].to_pylist() for c in PAIR_SCHEMA.names]
     version = scored.model_version

@@ -29,7 +29,7 @@ def load_frequencies(connection: Connection, version: int) -> TermFrequencyTable
 
     A column at a time, each made into a dict by `zip` and `map` over the driver's rows: a
     million-record registry freezes some 360,000 values, and every run and service worker
-    reads them (1.1 s row by row through SQLAlchemy; 0.4 s so)."""
+    reads them (1.1 s row by row through SQLAlchemy; 0.6-0.9 s so, on SQLite)."""
     columns = driver_fetchall(
         connection,
         "SELECT DISTINCT column_name FROM model_term_frequencies WHERE model_version = ?",
