@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from linkage.identity.clustering import KeyPositions
 from linkage.model.comparisons import COMPARISONS
 
 #: A record's given-name columns read from its family-name columns, for a record whose names
@@ -38,9 +39,7 @@ class TwinRule:
 
     def __init__(self, records: pa.Table) -> None:
         self.records = records
-        uids = records["unique_id"].to_numpy()
-        self.sorter = np.argsort(uids, kind="stable")
-        self.sorted_uids = uids[self.sorter]
+        self.uids = KeyPositions(records["unique_id"].to_numpy())
         self.given_columns = self.GIVEN.columns  # a property that parses the level SQL
         self.columns = sorted(
             set(self.given_columns) | set(SWAPPED.values()) | {"family_name_dm", *self.IDENTIFIERS}
@@ -65,7 +64,7 @@ class TwinRule:
         """The rule for many pairs at once (an (n, 2) array of unique ids will do): the usual
         answer, the same given and family name, is found in Arrow for all pairs together,
         and the records the full test needs are read together, not one by one."""
-        ends = self._positions(np.asarray(pairs, np.int64).reshape(-1, 2))
+        ends = self.uids.positions(np.asarray(pairs, np.int64).reshape(-1, 2))
         if not len(ends):
             return []
         names = self._columns
@@ -86,12 +85,9 @@ class TwinRule:
         """Read these records' columns in one go: the greedy union asks about them one pair
         at a time, and a row read alone costs as much as a hundred read together."""
         uids = np.asarray(uids, np.int64)
-        positions = self._positions(uids).tolist()
+        positions = self.uids.positions(uids).tolist()
         self.position.update(zip(uids.tolist(), positions, strict=True))
         self._read(positions)
-
-    def _positions(self, uids: np.ndarray) -> np.ndarray:
-        return self.sorter[np.searchsorted(self.sorted_uids, uids)]
 
     def _read(self, positions: Collection[int]) -> None:
         missing = sorted(i for i in positions if i not in self.values)
@@ -129,7 +125,7 @@ class TwinRule:
     def __call__(self, a: int, b: int) -> bool:
         i, j = self.position.get(a), self.position.get(b)
         if i is None or j is None:
-            i, j = self._positions(np.array([a, b], np.int64)).tolist()
+            i, j = self.uids.positions(np.array([a, b], np.int64)).tolist()
         return self._twins(i, j)
 
     def _twins(self, i: int, j: int) -> bool:

@@ -225,20 +225,28 @@ class _NodeOrder:
             self.order.append(node)
 
 
-class _Graph:
-    """The records as positions 0..n-1 in the order first met, for work in arrays."""
+class KeyPositions:
+    """Where each record key sits in an array of distinct keys: a binary search over a sorted
+    copy, for work in arrays over a million records (a dict of them takes a second to build)."""
 
-    def __init__(self, order: list[RecordKey]) -> None:
-        self.keys = np.array(order, dtype=np.int64)
-        self.sorter = np.argsort(self.keys, kind="stable")
-        self.sorted = self.keys[self.sorter]
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+        self.sorter = np.argsort(keys, kind="stable")
+        self.sorted = keys[self.sorter]
 
     def positions(self, keys: np.ndarray) -> np.ndarray:
-        """Positions of keys, -1 for a key not among the records."""
+        """Positions of keys, -1 for a key not among them."""
         if not len(self.sorted):
             return np.full(keys.shape, -1, np.int64)
         found = np.searchsorted(self.sorted, keys).clip(max=len(self.sorted) - 1)
         return np.where(self.sorted[found] == keys, self.sorter[found], -1)
+
+
+class _Graph(KeyPositions):
+    """The records as positions 0..n-1 in the order first met, for work in arrays."""
+
+    def __init__(self, order: list[RecordKey]) -> None:
+        super().__init__(np.array(order, dtype=np.int64))
 
     def ends(self, pairs: Iterable[tuple[Any, ...]]) -> np.ndarray:
         """The positions of each pair's first two records, as an (n, 2) array."""
