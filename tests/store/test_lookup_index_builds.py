@@ -4,12 +4,11 @@ builds them on a thread while it scores, and whatever is missing can be built ag
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, text
 
-from linkage.store import lookup_indexes, make_engine, upgrade
+from linkage.store import lookup_indexes
 from linkage.store.lookup_indexes import (
     build_lookup_indexes,
     building_lookup_indexes,
@@ -18,14 +17,6 @@ from linkage.store.lookup_indexes import (
 from linkage.store.lookup_indexes import (
     lookup_indexes as all_lookup_indexes,
 )
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    made = make_engine(db_url)
-    upgrade(made)
-    yield made
-    made.dispose()
 
 
 def drop(engine: Engine, count: int) -> list[str]:
@@ -41,31 +32,34 @@ def missing(engine: Engine) -> list[str]:
         return [str(index.name) for index in missing_lookup_indexes(connection)]
 
 
-def test_only_the_missing_indexes_are_built(engine: Engine) -> None:
-    assert missing(engine) == []
-    dropped = drop(engine, 2)
-    assert missing(engine) == dropped
-    assert build_lookup_indexes(engine) == 2
-    assert missing(engine) == []
-    assert build_lookup_indexes(engine) == 0
+def test_only_the_missing_indexes_are_built(migrated_engine: Engine) -> None:
+    assert missing(migrated_engine) == []
+    dropped = drop(migrated_engine, 2)
+    assert missing(migrated_engine) == dropped
+    assert build_lookup_indexes(migrated_engine) == 2
+    assert missing(migrated_engine) == []
+    assert build_lookup_indexes(migrated_engine) == 0
 
 
 def test_the_builder_thread_is_waited_for_and_its_failure_raised(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
+    migrated_engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    drop(engine, 1)
-    with building_lookup_indexes(engine) as built:
+    drop(migrated_engine, 1)
+    with building_lookup_indexes(migrated_engine) as built:
         assert built() is True
-    assert missing(engine) == []
-    with building_lookup_indexes(engine) as built:  # nothing missing: no thread
+    assert missing(migrated_engine) == []
+    with building_lookup_indexes(migrated_engine) as built:  # nothing missing: no thread
         assert built() is False
 
-    drop(engine, 1)
+    drop(migrated_engine, 1)
 
     def failing(_engine: Engine) -> int:
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(lookup_indexes, "build_lookup_indexes", failing)
-    with pytest.raises(RuntimeError, match="disk full"), building_lookup_indexes(engine) as built:
+    with (
+        pytest.raises(RuntimeError, match="disk full"),
+        building_lookup_indexes(migrated_engine) as built,
+    ):
         built()
     assert not [t for t in threading.enumerate() if t.name == "lookup-indexes"]
