@@ -13,10 +13,10 @@ from sqlalchemy import Engine
 from cli.db import DatabaseOption, _url, registry
 from cli.progress import progress_bar
 from linkage.errors import CCIError, UnknownKeyError, UnusableInputError
-from linkage.link import STAGES, LinkReport, link_registry, write_assignments
+from linkage.link import STAGES, LinkReport, link_files, link_registry, write_assignments
 from linkage.model.backend import ENGINES
 from linkage.model.training import train_model
-from linkage.store import batch_engine, ingest_files
+from linkage.store import batch_engine
 from linkage.store.database import write_transaction
 from linkage.store.model_versions import active_model, get_model, list_models, save_model
 from linkage.store.registry import load_snapshot
@@ -97,17 +97,7 @@ def _link(
     engine: Engine, inputs: list[Path] | None, output: Path | None, engine_name: str | None
 ) -> LinkReport:
     """Ingest `inputs`, run linkage, write `output`: what `cci link` does inside its engine."""
-    if inputs:
-        with progress_bar("ingesting") as progress:
-            # Linkage follows at once: it builds the look-up indexes while it scores.
-            summary = ingest_files(engine, inputs, progress=progress, lookup_indexes_later=True)
-        typer.echo(
-            f"ingested {summary.rows_read} rows: {summary.records_added} new records, "
-            f"{summary.versions_added} new versions, {summary.unchanged} unchanged"
-        )
-        if summary.lookup_indexes_pending:
-            typer.echo("  real-time look-up indexes are being built while linkage runs")
-    with progress_bar("linking") as progress:
+    with progress_bar("ingesting and linking" if inputs else "linking") as progress:
 
         def stage(name: str) -> None:
             if progress is None:  # not a terminal: a line per stage
@@ -115,7 +105,19 @@ def _link(
             elif name in STAGES:
                 progress(STAGES.index(name) + 1, len(STAGES))
 
-        report = link_registry(engine, stage=stage, link_engine=engine_name)
+        if inputs:
+            # Into an empty registry the run works on the files' records while they are
+            # written; else it follows the ingest and builds its look-up indexes as it scores.
+            summary, report = link_files(
+                engine, inputs, stage=stage, link_engine=engine_name, progress=progress
+            )
+        else:
+            report = link_registry(engine, stage=stage, link_engine=engine_name)
+    if inputs:
+        typer.echo(
+            f"ingested {summary.rows_read} rows: {summary.records_added} new records, "
+            f"{summary.versions_added} new versions, {summary.unchanged} unchanged"
+        )
     if output is not None:
         rows = write_assignments(engine, output)
         typer.echo(f"wrote {rows} assignments to {output}")

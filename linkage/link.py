@@ -13,7 +13,9 @@ import csv
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,20 +29,30 @@ from linkage.model.backend import engine_api
 from linkage.model.default import default_model
 from linkage.model.realtime import CompiledModel
 from linkage.model.training import MIN_RECORDS_FOR_TRAINING, train_model
-from linkage.run import Thresholds, collector_paused, run_linkage
+from linkage.run import (
+    RegistrySnapshot,
+    RunOutcome,
+    Thresholds,
+    collector_paused,
+    run_linkage,
+)
 from linkage.settings import linkage_settings
 from linkage.store.database import snapshot_transaction, upgrade, write_transaction
+from linkage.store.ingest import IngestSummary, PlannedLoad, Progress, ingest_files
 from linkage.store.lookup_indexes import building_lookup_indexes
 from linkage.store.model_versions import active_model, save_model
 from linkage.store.models import Assignment, LinkageRun, Record, SourceSystem, utcnow
 from linkage.store.registry import (
     apply_outcome,
+    first_load_snapshot,
     freeze_snapshot_frequencies,
     load_scored_state,
     load_snapshot,
     start_run,
 )
+from linkage.store.term_frequencies import freeze_frequencies, load_frequencies
 from linkage.store.version_blocks import store_blocks
+from linkage.waterfall import count_frequencies
 
 Stage = Callable[[str], None]
 #: What `link_registry` reports to its `stage` callback as each stage ends, in order (a run
@@ -102,33 +114,85 @@ def _pid_alive(pid: object) -> bool:
     return True
 
 
+@dataclass
+class _ModelChoice:
+    """The model a run scores with. `version` is None for one not saved yet (trained on this
+    registry, or the shipped default), which `_saved` stores as the next version."""
+
+    settings: dict[str, Any]
+    version: int | None
+    summary: dict[str, Any]
+    #: How the run's report names it; `{version}` stands for the version it is saved as.
+    source: str
+
+
 def _choose_model(
     engine: Engine, records: Any, stage: Stage | None, link_engine: str | None = None
-) -> tuple[int, dict[str, Any], str]:
+) -> _ModelChoice:
+    """The active model; else one trained on `records` when they are enough for EM; else the
+    default shipped with the package. Writes nothing (`_saved` does)."""
     with engine.connect() as connection:
         found = active_model(connection)
     if found is not None:
-        version, settings, _ = found
-        return version, settings, f"active model v{version}"
+        version, settings, summary = found
+        return _ModelChoice(settings, version, summary, f"active model v{version}")
     if records.num_rows >= MIN_RECORDS_FOR_TRAINING:
         if stage:
             stage("train")
         trained = train_model(records.drop_columns(["source_kind"]), db_api=engine_api(link_engine))
-        with write_transaction(engine) as connection:
-            version = save_model(connection, trained.settings, trained.summary)
-        return version, trained.settings, f"trained on this registry (v{version})"
-    settings = default_model()
-    summary = {"source": "default model shipped with the package", "records": records.num_rows}
-    with write_transaction(engine) as connection:
-        version = save_model(connection, settings, summary)
-    return (
-        version,
-        settings,
-        (
-            f"default model shipped with the package (v{version}); "
-            f"{records.num_rows} records are too few to train (< {MIN_RECORDS_FOR_TRAINING})"
-        ),
+        return _ModelChoice(
+            trained.settings, None, trained.summary, "trained on this registry (v{version})"
+        )
+    return _ModelChoice(
+        default_model(),
+        None,
+        {"source": "default model shipped with the package", "records": records.num_rows},
+        "default model shipped with the package (v{version}); "
+        f"{records.num_rows} records are too few to train (< {MIN_RECORDS_FOR_TRAINING})",
     )
+
+
+def _saved(engine: Engine, choice: _ModelChoice) -> tuple[int, str]:
+    """The chosen model's version, saving it (as the active one) if it is new; its source."""
+    version = choice.version
+    if version is None:
+        with write_transaction(engine) as connection:
+            version = save_model(connection, choice.settings, choice.summary)
+    return version, choice.source.format(version=version)
+
+
+class _Clock:
+    """Seconds per stage, each reported to `stage` as it ends."""
+
+    def __init__(self, stage: Stage | None) -> None:
+        self.seconds: dict[str, float] = {}
+        self.stage = stage
+        self.last = time.perf_counter()
+
+    def restart(self) -> None:
+        self.last = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = round(now - self.last, 3)
+        self.last = now
+        if self.stage:
+            self.stage(name)
+
+
+@contextmanager
+def _failed_if_raises(engine: Engine, run_id: int) -> Iterator[None]:
+    """Mark the claimed run failed if the block raises (the registry is left as it was)."""
+    try:
+        yield
+    except BaseException:
+        with write_transaction(engine) as connection:
+            connection.execute(
+                update(LinkageRun)
+                .where(LinkageRun.id == run_id)
+                .values(status="failed", finished_at=utcnow())
+            )
+        raise
 
 
 def link_registry(
@@ -141,38 +205,28 @@ def link_registry(
     """Link the whole registry. `link_engine` ("duckdb" or "spark", default CCI_LINK_ENGINE)
     is where Splink trains and scores; clustering and CCI assignment are the same for both."""
     upgrade(engine)
-    settings = linkage_settings()
-    thresholds = thresholds or Thresholds(settings.auto_link_weight, settings.review_weight)
-    seconds: dict[str, float] = {}
-    clock = time.perf_counter()
-
-    def timed(name: str) -> None:
-        nonlocal clock
-        now = time.perf_counter()
-        seconds[name] = round(now - clock, 3)
-        clock = now
-        if stage:
-            stage(name)
-
+    thresholds = thresholds or _default_thresholds()
+    timed = _Clock(stage)
     # A large ingest may have left real-time matching's look-up indexes to this run
     # (`cci link --input`): they are built on a thread while it loads, trains and scores.
     with building_lookup_indexes(engine) as lookup_indexes_built:
         with collector_paused(), snapshot_transaction(engine) as connection:
             snapshot = load_snapshot(connection)
         timed("load")
-        version, model, source = _choose_model(engine, snapshot.records, stage, link_engine)
+        choice = _choose_model(engine, snapshot.records, stage, link_engine)
+        version, source = _saved(engine, choice)
         timed("model")
         run_id = _claim_run(engine, version)
-        try:
+        with _failed_if_raises(engine, run_id):
             with collector_paused(), engine.connect() as connection:
                 prior = load_scored_state(connection)
             frequencies = freeze_snapshot_frequencies(
-                engine, version, CompiledModel(model).tf_columns, snapshot.records
+                engine, version, CompiledModel(choice.settings).tf_columns, snapshot.records
             )
             timed("kept_pairs")
             outcome = run_linkage(
                 snapshot,
-                model,
+                choice.settings,
                 thresholds,
                 model_version=version,
                 prior=prior,
@@ -180,36 +234,139 @@ def link_registry(
                 db_api=engine_api(link_engine),
                 stage=stage,
             )
-            seconds.update(outcome.stats["seconds"])
-            outcome.stats["seconds"] = seconds
-            clock = time.perf_counter()
+            timed.seconds.update(outcome.stats["seconds"])
+            timed.restart()
             if lookup_indexes_built():  # the result commits with them in place
                 timed("lookup_indexes")  # what was left of building them
-            # The outcome refers to records, identifiers and this run, none ever deleted.
-            with collector_paused(), write_transaction(engine, bulk=True) as connection:
-                apply_outcome(connection, run_id, outcome, since=snapshot.event_mark)
-                if snapshot.uncached_versions is not None:
-                    store_blocks(connection, snapshot.uncached_versions)
-                reapplied = reapply_decisions(
-                    connection, after=snapshot.decision_mark, matcher=Matcher(engine, thresholds)
-                )
-                if reapplied:
-                    outcome.stats["decisions_reapplied"] = reapplied
-                    connection.execute(
-                        update(LinkageRun)
-                        .where(LinkageRun.id == run_id)
-                        .values(summary=outcome.stats)
-                    )
-            timed("write")  # after the summary was stored: only the report carries it
-        except BaseException:
-            with write_transaction(engine) as connection:
-                connection.execute(
-                    update(LinkageRun)
-                    .where(LinkageRun.id == run_id)
-                    .values(status="failed", finished_at=utcnow())
-                )
-            raise
+            _write_outcome(engine, run_id, outcome, snapshot, thresholds, timed)
         return LinkReport(run_id, version, source, outcome.stats)
+
+
+def link_files(
+    engine: Engine,
+    paths: Sequence[Path | str],
+    *,
+    thresholds: Thresholds | None = None,
+    stage: Stage | None = None,
+    link_engine: str | None = None,
+    progress: Progress | None = None,
+) -> tuple[IngestSummary, LinkReport]:
+    """`cci link --input`: ingest the files, then link the whole registry.
+
+    Into an empty registry (a first load) the run does not wait for the ingest's rows: the
+    ingest reads and checks every file, hands the run the records it is about to write, and
+    writes them and their indexes (one thread, mostly SQLite or PostgreSQL's time) while the
+    run trains, scores and clusters (mostly DuckDB's, on the other core); the run writes its
+    result once the ingest has committed. A failed ingest drops the run's work; a failed run
+    leaves the ingest committed, as running the two one after the other would. Otherwise
+    the ingest commits first and `link_registry` follows. `progress` is the ingest's
+    (bytes read of all files); `stage` the run's.
+    """
+    upgrade(engine)
+    handed: Future[PlannedLoad] = Future()
+    with ThreadPoolExecutor(1, thread_name_prefix="cci-ingest") as pool:
+        ingesting = pool.submit(
+            ingest_files,
+            engine,
+            paths,
+            progress=progress,
+            lookup_indexes_later=True,
+            planned=handed.set_result,
+        )
+        either: list[Future[Any]] = [handed, ingesting]
+        wait(either, return_when=FIRST_COMPLETED)
+        if handed.done():
+            report = _link_first_load(
+                engine,
+                handed.result(),
+                ingesting,
+                thresholds or _default_thresholds(),
+                stage,
+                link_engine,
+            )
+            return ingesting.result(), report
+    return ingesting.result(), link_registry(
+        engine, thresholds=thresholds, stage=stage, link_engine=link_engine
+    )
+
+
+def _link_first_load(
+    engine: Engine,
+    load: PlannedLoad,
+    ingesting: Future[IngestSummary],
+    thresholds: Thresholds,
+    stage: Stage | None,
+    link_engine: str | None,
+) -> LinkReport:
+    """`link_registry` over a first load that is still being written: everything up to the
+    write works on the load's records (what `load_snapshot` would read once it committed),
+    and writes nothing; then it waits for the ingest, and writes as `link_registry` does."""
+    timed = _Clock(stage)
+    snapshot = first_load_snapshot(load)
+    timed("load")
+    choice = _choose_model(engine, snapshot.records, stage, link_engine)
+    timed("model")
+    columns = CompiledModel(choice.settings).tf_columns
+    frequencies = None
+    if choice.version is not None:  # an active model (imported) may have frozen its own
+        with engine.connect() as connection:
+            frequencies = load_frequencies(connection, choice.version)
+    if frequencies is None:
+        frequencies = count_frequencies(snapshot.records, columns)
+    timed("kept_pairs")
+    outcome = run_linkage(
+        snapshot,
+        choice.settings,
+        thresholds,
+        model_version=choice.version or 0,
+        term_frequencies=frequencies,
+        db_api=engine_api(link_engine),
+        stage=stage,
+    )
+    timed.seconds.update(outcome.stats["seconds"])
+    timed.restart()
+    ingesting.result()  # raises what stopped the ingest: the run's work is then dropped
+    timed("ingest")  # what was left of the ingest's writing when the run was ready
+    version, source = _saved(engine, choice)
+    # The pairs the run keeps are labelled with the version its model was saved as.
+    outcome.scored.model_version = version
+    run_id = _claim_run(engine, version)
+    with _failed_if_raises(engine, run_id):
+        tables = frequencies
+        freeze_frequencies(engine, version, columns, count=lambda: tables)
+        _write_outcome(engine, run_id, outcome, snapshot, thresholds, timed)
+    return LinkReport(run_id, version, source, outcome.stats)
+
+
+def _default_thresholds() -> Thresholds:
+    settings = linkage_settings()
+    return Thresholds(settings.auto_link_weight, settings.review_weight)
+
+
+def _write_outcome(
+    engine: Engine,
+    run_id: int,
+    outcome: RunOutcome,
+    snapshot: RegistrySnapshot,
+    thresholds: Thresholds,
+    timed: _Clock,
+) -> None:
+    """Write the run's result in one transaction, then its summary with the stage times."""
+    outcome.stats["seconds"] = timed.seconds
+    # The outcome refers to records, identifiers and this run, none ever deleted.
+    with collector_paused(), write_transaction(engine, bulk=True) as connection:
+        apply_outcome(connection, run_id, outcome, since=snapshot.event_mark)
+        if snapshot.uncached_versions is not None:
+            store_blocks(connection, snapshot.uncached_versions)
+        reapplied = reapply_decisions(
+            connection, after=snapshot.decision_mark, matcher=Matcher(engine, thresholds)
+        )
+        if reapplied:
+            outcome.stats["decisions_reapplied"] = reapplied
+            connection.execute(
+                update(LinkageRun).where(LinkageRun.id == run_id).values(summary=outcome.stats)
+            )
+    timed("write")  # after the summary was stored: only the report carries it
 
 
 def write_assignments(engine: Engine, path: Path) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,12 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty database on the PostgreSQL server, dropped afterwards."""
+    with _fresh_postgres() as url:
+        yield url
+
+
+@contextmanager
+def _fresh_postgres() -> Iterator[str]:
     if not _server_reachable():
         message = f"PostgreSQL not reachable at {POSTGRES_URL}"
         if os.environ.get("CI") == "true":
@@ -67,6 +74,16 @@ def postgres_url() -> Iterator[str]:
 def db_url(request: pytest.FixtureRequest) -> str:
     """Each test using this runs on SQLite and on PostgreSQL."""
     return str(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
+def other_db_url(db_url: str, tmp_path: Path) -> Iterator[str]:
+    """A second fresh registry on the same kind of database as `db_url`."""
+    if db_url.startswith("sqlite"):
+        yield f"sqlite:///{tmp_path / 'other.db'}"
+        return
+    with _fresh_postgres() as url:
+        yield url
 
 
 @pytest.fixture

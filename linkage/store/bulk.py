@@ -149,8 +149,9 @@ def _arrow_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.Ta
     return pa.table({name: pa.array(v) for name, v in zip(columns, values, strict=True)})
 
 
-def allocate_ids(connection: Connection, table: str, count: int) -> list[int]:
-    """`count` fresh primary keys for `table` (inside a write transaction)."""
+def allocate_ids(connection: Connection, table: str, count: int, *, above: int = 0) -> list[int]:
+    """`count` fresh primary keys for `table` (inside a write transaction), all greater than
+    `above`: keys already handed out in this transaction for rows not written yet."""
     if count == 0:
         return []
     if connection.dialect.name == "postgresql":
@@ -164,6 +165,7 @@ def allocate_ids(connection: Connection, table: str, count: int) -> list[int]:
         )
         return ids
     start = connection.scalar(text(f"SELECT coalesce(max(id), 0) FROM {table}")) or 0
+    start = max(start, above)
     return list(range(start + 1, start + 1 + count))
 
 

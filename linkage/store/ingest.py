@@ -15,7 +15,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     Table,
     bindparam,
+    func,
     insert,
     select,
     update,
@@ -47,6 +48,7 @@ from linkage.store.bulk import (
 )
 from linkage.store.database import upgrade, write_transaction
 from linkage.store.models import (
+    Event,
     LinkageKey,
     Record,
     SourceSystem,
@@ -55,7 +57,7 @@ from linkage.store.models import (
     utcnow,
 )
 from linkage.store.sources import source_ids
-from linkage.store.version_blocks import store_blocks
+from linkage.store.version_blocks import BLOCK_SCHEMA, store_blocks
 
 #: progress(bytes done, bytes in all files)
 Progress = Callable[[int, int], None]
@@ -115,6 +117,7 @@ def ingest_files(
     *,
     progress: Progress | None = None,
     lookup_indexes_later: bool = False,
+    planned: Callable[[PlannedLoad], None] | None = None,
 ) -> IngestSummary:
     """Ingest pseudonymised files in order, in one transaction (migrating the registry first).
 
@@ -123,17 +126,24 @@ def ingest_files(
 
     `lookup_indexes_later`: a large load commits without the look-up indexes it dropped, for
     the linkage run that follows to build while it scores (`linkage.store.lookup_indexes`).
+
+    `planned`: into an empty registry (a first load), every file is read and checked before
+    any row is written, and what will be written is handed to `planned` (`PlannedLoad`), so
+    that a linkage run can work on it while the rows and their indexes are written (on the
+    calling thread, which `planned` must not hold up). A first load handed over builds its
+    look-up indexes before commit whatever `lookup_indexes_later` says: the run is busy with
+    its own work meanwhile. Otherwise `planned` is never called.
     """
     upgrade(engine)
     files = [PseudonymisedFile(p) for p in paths]
-    total = sum(f.size for f in files)
     summary = IngestSummary()
     started = time.perf_counter()
-    done_before = 0
     # References are all checked or made here (key ids, sources, record keys): `bulk`.
     with write_transaction(engine, bulk=True) as connection:
         _prepare(connection)
         load = _Load(
+            connection,
+            summary,
             [
                 DeferredIndexes(record_versions),
                 DeferredForeignKeys(cast(Table, Record.__table__)),
@@ -141,17 +151,21 @@ def ingest_files(
             ],
             FreshStatistics(connection, "records"),
         )
-        for file in files:
-            for batch in file.batches():
-                done = max(done_before + file.bytes_read, 1)
-                load.rows_expected = (summary.rows_read + batch.num_rows) * max(total, done) // done
-                _ingest_batch(connection, file, batch, summary, load)
-                if progress is not None:
-                    progress(min(done, total), total)
-            done_before += file.size
-            summary.files += 1
+        first_load = planned is not None and _empty(connection)
+        if first_load:
+            assert planned is not None
+            mark = connection.scalar(select(func.max(Event.cursor))) or 0
+            plans = [plan for plan, _ in _planned_batches(load, files, progress, first_load=True)]
+            load.rows_expected = summary.rows_read
+            planned(_planned_load(connection, plans, int(mark)))
+            for plan in plans:
+                load.write(plan)
+        else:
+            for plan, rows_expected in _planned_batches(load, files, progress, first_load=False):
+                load.rows_expected = rows_expected
+                load.write(plan)
         for upkeep in load.deferred:
-            if lookup_indexes_later and isinstance(upkeep, DeferredIndexes):
+            if lookup_indexes_later and not first_load and isinstance(upkeep, DeferredIndexes):
                 summary.lookup_indexes_pending = upkeep.dropped
                 continue
             upkeep.restore(connection)
@@ -159,14 +173,63 @@ def ingest_files(
     return summary
 
 
-@dataclass
-class _Load:
-    """What keeps one ingest call fast as it grows, and how many rows it expects to read."""
+@dataclass(frozen=True)
+class PlannedLoad:
+    """A first load as it will be written: what a linkage run reads once it has committed."""
 
-    #: The look-up indexes and the foreign keys a large load makes once, at its end.
-    deferred: list[DeferredUpkeep]
-    statistics: FreshStatistics
-    rows_expected: int = 0
+    #: The current version of every record (BLOCK_SCHEMA with `unique_id` the record key, in
+    #: key order) and its source's kind (`source_kind`).
+    versions: pa.Table
+    #: The newest event cursor when the ingest began: events after it (real-time changes
+    #: made meanwhile) are carried onto a run's result (`RegistrySnapshot.event_mark`).
+    event_mark: int
+
+
+def _empty(connection: Connection) -> bool:
+    return connection.scalar(select(Record.id).limit(1)) is None
+
+
+def _planned_batches(
+    load: _Load, files: list[PseudonymisedFile], progress: Progress | None, *, first_load: bool
+) -> Iterator[tuple[_BatchPlan, int]]:
+    """Each batch's plan, and the rows the whole call is expected to read (extrapolated from
+    the bytes read so far), which decides whether indexes are deferred."""
+    total = sum(f.size for f in files)
+    done_before = 0
+    for file in files:
+        for batch in file.batches():
+            done = max(done_before + file.bytes_read, 1)
+            expected = (load.summary.rows_read + batch.num_rows) * max(total, done) // done
+            plan = load.plan(file, batch, first_load=first_load)
+            if plan is not None:
+                yield plan, expected
+            if progress is not None:
+                progress(min(done, total), total)
+        done_before += file.size
+        load.summary.files += 1
+
+
+def _planned_load(connection: Connection, plans: list[_BatchPlan], mark: int) -> PlannedLoad:
+    """The current versions of a first load's records, with their sources' kinds."""
+    kinds = dict(connection.execute(select(SourceSystem.id, SourceSystem.kind)).all())
+    tables = [
+        plan.versions.select(BLOCK_SCHEMA.names)
+        .cast(BLOCK_SCHEMA)
+        .append_column("source_kind", pa.array([kinds[s] for s in plan.source_ids], pa.string()))
+        for plan in plans
+    ]
+    versions = (
+        pa.concat_tables(tables)
+        if tables
+        else BLOCK_SCHEMA.append(pa.field("source_kind", pa.string())).empty_table()
+    )
+    if any(plan.changed for plan in plans):  # a record given twice: its later version stands
+        order = pc.sort_indices(versions, [("unique_id", "ascending"), ("version", "descending")])
+        versions = versions.take(order)
+        ids = versions["unique_id"].combine_chunks()
+        first = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1))
+        versions = versions.filter(pa.concat_arrays([pa.array([True]), first]))
+    return PlannedLoad(versions, mark)
 
 
 def _prepare(connection: Connection) -> None:
@@ -264,127 +327,185 @@ VERSION_COLUMNS = (
 )
 
 
-def _ingest_batch(
-    connection: Connection,
-    file: PseudonymisedFile,
-    batch: pa.Table,
-    summary: IngestSummary,
-    load: _Load,
-) -> None:
-    """Add this batch's new records and changed versions."""
-    _check_batch(connection, file, batch, summary)
-    # A missing restricted flag means "not restricted" (the pseudonymiser always writes one).
-    batch = batch.set_column(
-        batch.schema.get_field_index("restricted"),
-        "restricted",
-        pc.fill_null(batch["restricted"], False),
-    )
-    sources = source_ids(connection, pc.unique(batch["source_system"]).to_pylist())
-    codes = batch["source_system"].to_pylist()
-    record_ids = batch["record_id"].to_pylist()
-    digests = content_hashes(batch)
-    summary.rows_read += batch.num_rows
+@dataclass
+class _BatchPlan:
+    """What one batch adds: new records (`added`, with their keys in `ids`) and new versions
+    of known ones (`changed`), and the version rows of both, added first."""
 
-    for code, rows in zip(*pc.value_counts(batch["source_system"]).flatten(), strict=True):
-        _counts(summary, code.as_py()).rows += rows.as_py()
-    # Later rows for the same record win (dict order follows first appearance; harmless).
-    latest = {
-        (sources[code], record_id): index
-        for index, (code, record_id) in enumerate(zip(codes, record_ids, strict=True))
-    }
-    summary.unchanged += batch.num_rows - len(latest)
-    existing = _existing(connection, latest.keys())
+    added: list[tuple[tuple[int, str], int, str]]  # ((source id, record id), row index, hash)
+    changed: list[tuple[int, int, str, int]]  # (record pk, new version, hash, row index)
+    ids: list[int]
+    #: VERSION_COLUMNS of the rows to write, and `unique_id` (= record_pk) for the blocks.
+    versions: pa.Table
+    #: The source system of each version row.
+    source_ids: list[int]
+    #: Rows the batch had (what the share of them written is taken of).
+    batch_rows: int
 
-    added: list[tuple[tuple[int, str], int, str]] = []  # (key, row index, hash)
-    changed: list[tuple[int, int, str, int]] = []  # (record pk, new version, hash, row index)
-    for key, index in latest.items():
-        digest = digests[index]
-        found = existing.get(key)
-        if found is None:
-            added.append((key, index, digest))
-        elif found[2] == digest:
-            summary.unchanged += 1
-        else:
-            changed.append((found[0], found[1] + 1, digest, index))
-    for code, count in Counter(codes[i] for _, i, _ in added).items():
-        _counts(summary, code).records_added += count
-        _counts(summary, code).versions_added += count
-    for code, count in Counter(codes[i] for *_, i in changed).items():
-        _counts(summary, code).versions_added += count
 
-    new_versions = len(added) + len(changed)
-    if not new_versions:
-        return
-    expected = new_versions * load.rows_expected // batch.num_rows
-    for upkeep in load.deferred:
-        upkeep.before_insert(connection, expected)
-    # The rows to write, added then changed, taken out of Arrow column by column: no
-    # per-row tuples but the ones handed to the driver.
-    written = batch.take(pa.array([i for _, i, _ in added] + [i for *_, i in changed]))
-    key_ids = written["key_id"].to_pylist()
-    restricted = written["restricted"].to_pylist()
-    stamp = stored_timestamp(connection.dialect)
-    ids = allocate_ids(connection, "records", len(added))
-    bulk_insert(
-        connection,
-        "records",
-        RECORD_COLUMNS,
-        list(
-            zip(
-                ids,
-                (source_id for (source_id, _), _, _ in added),
-                (record_id for (_, record_id), _, _ in added),
-                repeat(1),
-                (digest for *_, digest in added),
-                key_ids,
-                restricted,
-                repeat("active"),
-                repeat(stamp),
-                repeat(stamp),
-                strict=False,  # shortest: ids, one per added record
-            )
-        ),
-    )
-    if changed:
-        connection.execute(
-            update(Record)
-            .where(Record.id == bindparam("pk"))
-            .values(
-                current_version=bindparam("new_version"),
-                content_hash=bindparam("new_hash"),
-                restricted=bindparam("new_restricted"),
-                key_id=bindparam("new_key_id"),
-                status="active",
-                updated_at=utcnow(),
-            ),
-            [
-                {
-                    "pk": pk,
-                    "new_version": version,
-                    "new_hash": digest,
-                    "new_restricted": flag,
-                    "new_key_id": key_id,
-                }
-                for (pk, version, digest, _), flag, key_id in zip(
-                    changed, restricted[len(added) :], key_ids[len(added) :], strict=True
-                )
-            ],
+class _Load:
+    """One ingest call: plans each batch against the registry, writes the plans, and keeps
+    what makes a large load fast (indexes and foreign keys made once, at its end)."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        summary: IngestSummary,
+        deferred: list[DeferredUpkeep],
+        statistics: FreshStatistics,
+    ) -> None:
+        self.connection = connection
+        self.summary = summary
+        self.deferred = deferred
+        self.statistics = statistics
+        self.rows_expected = 0
+        #: Records planned by this call but not written yet (a first load): key -> (record
+        #: pk, version, hash), what `_existing` would find once they are written.
+        self.unwritten: dict[tuple[int, str], tuple[int, int, str]] = {}
+        self._last_id = 0
+
+    def plan(
+        self, file: PseudonymisedFile, batch: pa.Table, *, first_load: bool
+    ) -> _BatchPlan | None:
+        """This batch's new records and changed versions (None: nothing new). A `first_load`
+        asks the registry nothing about records (it had none) and remembers what it planned."""
+        connection, summary = self.connection, self.summary
+        _check_batch(connection, file, batch, summary)
+        # A missing restricted flag means "not restricted" (the pseudonymiser always writes one).
+        batch = batch.set_column(
+            batch.schema.get_field_index("restricted"),
+            "restricted",
+            pc.fill_null(batch["restricted"], False),
         )
-    versions = {
-        "record_pk": pa.array(ids + [pk for pk, *_ in changed], pa.int64()),
-        "version": pa.array([1] * len(added) + [v for _, v, *_ in changed], pa.int64()),
-        "key_id": written["key_id"],
-        "encoding_version": written["encoding_version"],
-        "content_hash": pa.array([d for *_, d in added] + [d for _, _, d, _ in changed]),
-        **{name: written[name] for name in CONTENT_COLUMNS},
-        "ingested_at": pa.array([stamp] * written.num_rows),
-    }
-    written_versions = pa.table(versions)
-    bulk_insert(connection, "record_versions", VERSION_COLUMNS, written_versions)
-    store_blocks(connection, written_versions.append_column("unique_id", versions["record_pk"]))
-    load.statistics.added_rows(connection, len(added))
-    summary.records_added += len(added)
-    summary.versions_added += len(added) + len(changed)
+        sources = source_ids(connection, pc.unique(batch["source_system"]).to_pylist())
+        codes = batch["source_system"].to_pylist()
+        record_ids = batch["record_id"].to_pylist()
+        digests = content_hashes(batch)
+        summary.rows_read += batch.num_rows
+
+        for code, rows in zip(*pc.value_counts(batch["source_system"]).flatten(), strict=True):
+            _counts(summary, code.as_py()).rows += rows.as_py()
+        # Later rows for the same record win (dict order follows first appearance; harmless).
+        latest = {
+            (sources[code], record_id): index
+            for index, (code, record_id) in enumerate(zip(codes, record_ids, strict=True))
+        }
+        summary.unchanged += batch.num_rows - len(latest)
+        if first_load:
+            existing = {key: self.unwritten[key] for key in latest if key in self.unwritten}
+        else:
+            existing = _existing(connection, latest.keys())
+
+        added: list[tuple[tuple[int, str], int, str]] = []
+        changed: list[tuple[int, int, str, int]] = []
+        for key, index in latest.items():
+            digest = digests[index]
+            found = existing.get(key)
+            if found is None:
+                added.append((key, index, digest))
+            elif found[2] == digest:
+                summary.unchanged += 1
+            else:
+                changed.append((found[0], found[1] + 1, digest, index))
+        for code, count in Counter(codes[i] for _, i, _ in added).items():
+            _counts(summary, code).records_added += count
+            _counts(summary, code).versions_added += count
+        for code, count in Counter(codes[i] for *_, i in changed).items():
+            _counts(summary, code).versions_added += count
+        summary.records_added += len(added)
+        summary.versions_added += len(added) + len(changed)
+        if not added and not changed:
+            return None
+
+        # Keys handed out before their rows are written: above those planned so far.
+        ids = allocate_ids(connection, "records", len(added), above=self._last_id)
+        self._last_id = max(ids, default=self._last_id)
+        if first_load:
+            for pk, (key, _, digest) in zip(ids, added, strict=True):
+                self.unwritten[key] = (pk, 1, digest)
+            for (pk, version, digest, index), code in zip(
+                changed, (codes[i] for *_, i in changed), strict=True
+            ):
+                self.unwritten[(sources[code], record_ids[index])] = (pk, version, digest)
+        # The rows to write, added then changed, taken out of Arrow column by column: no
+        # per-row tuples but the ones handed to the driver.
+        rows = [i for _, i, _ in added] + [i for *_, i in changed]
+        written = batch.take(pa.array(rows))
+        pks = pa.array(ids + [pk for pk, *_ in changed], pa.int64())
+        versions = pa.table(
+            {
+                "record_pk": pks,
+                "version": pa.array([1] * len(added) + [v for _, v, *_ in changed], pa.int64()),
+                "key_id": written["key_id"],
+                "encoding_version": written["encoding_version"],
+                "content_hash": pa.array([d for *_, d in added] + [d for _, _, d, _ in changed]),
+                **{name: written[name] for name in CONTENT_COLUMNS},
+                "ingested_at": pa.array([stored_timestamp(connection.dialect)] * written.num_rows),
+                "unique_id": pks,
+            }
+        )
+        source_of_rows = [sources[codes[i]] for i in rows]
+        return _BatchPlan(added, changed, ids, versions, source_of_rows, batch.num_rows)
+
+    def write(self, plan: _BatchPlan) -> None:
+        """Write a batch's plan: its records, their changes and their versions (rows and
+        blocks)."""
+        connection, added, changed = self.connection, plan.added, plan.changed
+        expected = len(plan.source_ids) * self.rows_expected // plan.batch_rows
+        for upkeep in self.deferred:
+            upkeep.before_insert(connection, expected)
+        versions = plan.versions
+        key_ids = versions["key_id"].to_pylist()
+        restricted = versions["restricted"].to_pylist()
+        stamp = stored_timestamp(connection.dialect)
+        bulk_insert(
+            connection,
+            "records",
+            RECORD_COLUMNS,
+            list(
+                zip(
+                    plan.ids,
+                    (source_id for (source_id, _), _, _ in added),
+                    (record_id for (_, record_id), _, _ in added),
+                    repeat(1),
+                    (digest for *_, digest in added),
+                    key_ids,
+                    restricted,
+                    repeat("active"),
+                    repeat(stamp),
+                    repeat(stamp),
+                    strict=False,  # shortest: ids, one per added record
+                )
+            ),
+        )
+        if changed:
+            connection.execute(
+                update(Record)
+                .where(Record.id == bindparam("pk"))
+                .values(
+                    current_version=bindparam("new_version"),
+                    content_hash=bindparam("new_hash"),
+                    restricted=bindparam("new_restricted"),
+                    key_id=bindparam("new_key_id"),
+                    status="active",
+                    updated_at=utcnow(),
+                ),
+                [
+                    {
+                        "pk": pk,
+                        "new_version": version,
+                        "new_hash": digest,
+                        "new_restricted": flag,
+                        "new_key_id": key_id,
+                    }
+                    for (pk, version, digest, _), flag, key_id in zip(
+                        changed, restricted[len(added) :], key_ids[len(added) :], strict=True
+                    )
+                ],
+            )
+        bulk_insert(connection, "record_versions", VERSION_COLUMNS, versions)
+        store_blocks(connection, versions)
+        self.statistics.added_rows(connection, len(added))
 
 
 def _counts(summary: IngestSummary, code: str) -> SourceCounts:

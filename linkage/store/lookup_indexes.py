@@ -2,12 +2,13 @@
 large load has committed without them.
 
 A large load drops them and sorts each once at its end (`DeferredIndexes`): about 10 s for
-1M records on SQLite, one table scan and sort per index. `cci link --input` has no use for
-them until the run's result is written, so its ingest commits without them and the run
-builds them in a thread while it loads, trains and scores, on the core Splink's work leaves
-idle (`building_lookup_indexes`). On 1M records, SQLite, building them and the run took
-50-57 s together instead of 57-59 s one after the other (one-off runs; see the README for
-the end-to-end figures, where the gain is within this machine's noise).
+1M records on SQLite, one table scan and sort per index. When `cci link --input` ingests into
+a registry that already holds records, its ingest commits without them and the run builds
+them in a thread while it loads, trains and scores, on the core Splink's work leaves idle
+(`building_lookup_indexes`). On 1M records, SQLite, building them and the run took 50-57 s
+together instead of 57-59 s one after the other (one-off runs). A first load into an empty
+registry needs none of this: its run works on the records while the ingest writes them and
+their indexes (`linkage.link.link_files`).
 
 Until they are back, real-time look-ups scan the table: slow, never wrong. A registry left
 without them (a process stopped between its ingest and its run) gets them back at its next

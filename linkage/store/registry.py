@@ -38,6 +38,7 @@ from linkage.store.bulk import (
 )
 from linkage.store.database import hold_event_order
 from linkage.store.identifiers import follow_successors
+from linkage.store.ingest import PlannedLoad
 from linkage.store.models import (
     Assignment,
     Decision,
@@ -263,6 +264,20 @@ def load_snapshot(connection: Connection) -> RegistrySnapshot:
         event_mark=int(mark),
         decision_mark=int(decision_mark),
         uncached_versions=uncached,
+    )
+
+
+def first_load_snapshot(load: PlannedLoad) -> RegistrySnapshot:
+    """What `load_snapshot` reads once a first load (`ingest_files(planned=...)`) has
+    committed and before anything else happened to the registry: its records, each at its
+    current version, and nothing else (no CCIs, decisions or kept pairs yet)."""
+    versions = load.versions
+    return RegistrySnapshot(
+        records=versions.select(SNAPSHOT_SCHEMA.names).cast(SNAPSHOT_SCHEMA),
+        versions=dict(
+            zip(versions["unique_id"].to_pylist(), versions["version"].to_pylist(), strict=True)
+        ),
+        event_mark=load.event_mark,
     )
 
 

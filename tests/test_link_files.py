@@ -1,0 +1,205 @@
+"""`link_files` (`cci link --input`): a first load is linked while it is written, and ends
+exactly where ingesting and then linking would; anything else goes one step after the other."""
+
+from __future__ import annotations
+
+import csv
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from linkage import link as link_module
+from linkage import pseudonymised_file
+from linkage.demo import write_delivery
+from linkage.errors import UnusableInputError
+from linkage.link import link_files, link_registry
+from linkage.pseudonymise import LinkageKey, pseudonymise_file
+from linkage.store import bulk, ingest, ingest_files, make_engine
+from linkage.store.lookup_indexes import missing_lookup_indexes
+
+KEY = LinkageKey(secret=bytes(range(32)))
+
+
+@pytest.fixture(scope="module")
+def delivery(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A delivery, and a second file that gives some of its records again, some changed."""
+    folder = tmp_path_factory.mktemp("delivery")
+    write_delivery(500, folder, seed=11)
+    pseudonymise_file(KEY, folder / "records.csv", folder / "pseudo.csv")
+    with (folder / "pseudo.csv").open(encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        names, rows = reader.fieldnames or [], list(reader)
+    again = rows[:40]
+    for row in again[:25]:  # a house move: a new version of the record
+        row["postcode_tok"] = str(int(row["postcode_tok"] or 0) + 1)
+    with (folder / "again.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(again)
+    return folder / "pseudo.csv", folder / "again.csv"
+
+
+def _state(engine: Engine) -> dict[str, Any]:
+    """What a run leaves, without the random CCIs: clusters as sets of record keys."""
+    with engine.connect() as c:
+        groups: dict[str, set[int]] = {}
+        for record, cci in c.execute(
+            text("SELECT record_pk, cci FROM assignments WHERE ended_at IS NULL")
+        ):
+            groups.setdefault(cci, set()).add(record)
+        return {
+            "clusters": sorted(sorted(g) for g in groups.values()),
+            "versions": c.execute(
+                text(
+                    "SELECT record_pk, version, content_hash, postcode_tok FROM record_versions "
+                    "ORDER BY 1, 2"
+                )
+            ).all(),
+            "records": c.execute(
+                text("SELECT id, current_version, content_hash FROM records ORDER BY id")
+            ).all(),
+            "review": c.execute(
+                text(
+                    "SELECT record_pk_l, record_pk_r, reason FROM review_items "
+                    "WHERE status = 'open' ORDER BY 1, 2"
+                )
+            ).all(),
+            "kept": c.execute(
+                text(
+                    "SELECT record_pk_l, record_pk_r, model_version FROM scored_pairs ORDER BY 1, 2"
+                )
+            ).all(),
+            "kept_versions": c.execute(
+                text("SELECT record_pk, version FROM scored_records ORDER BY 1")
+            ).all(),
+            "events": c.execute(
+                text("SELECT type, count(*) FROM events GROUP BY type ORDER BY 1")
+            ).all(),
+            "frequencies": c.execute(
+                text("SELECT count(*), model_version FROM model_term_frequencies GROUP BY 2")
+            ).all(),
+            "runs": c.execute(text("SELECT status, model_version FROM linkage_runs")).all(),
+            "blocks": c.execute(text("SELECT sum(rows) FROM record_version_blocks")).scalar(),
+            "missing_indexes": missing_lookup_indexes(c),
+        }
+
+
+@pytest.mark.slow
+def test_a_first_load_linked_while_written_ends_as_one_step_after_the_other(
+    db_url: str,
+    other_db_url: str,
+    delivery: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Large-load paths (indexes made once at the end), and batches of a few hundred rows, so
+    # the second file's records (and the first's) span batches the load plans before writing.
+    monkeypatch.setattr(bulk, "DEFER_MIN_ROWS", 100)
+    monkeypatch.setattr(pseudonymised_file, "BLOCK_BYTES", 64 << 10)
+    files = list(delivery)
+    handed_over: list[bool] = []
+    first_load = link_module._link_first_load
+
+    def noting(*args: Any, **kwargs: Any) -> Any:
+        handed_over.append(True)
+        return first_load(*args, **kwargs)
+
+    monkeypatch.setattr(link_module, "_link_first_load", noting)
+    pipelined = make_engine(db_url)
+    try:
+        summary, report = link_files(pipelined, files)
+        assert handed_over == [True]
+        assert "ingest" in report.stats["seconds"]  # the run waited for the ingest's commit
+        assert summary.records_added == report.stats["records"] > 900
+        assert summary.versions_added == summary.records_added + 25
+        state = _state(pipelined)
+    finally:
+        pipelined.dispose()
+
+    sequential = make_engine(other_db_url)
+    try:
+        ingest_files(sequential, files)
+        link_registry(sequential)
+        expected = _state(sequential)
+    finally:
+        sequential.dispose()
+
+    assert state == expected
+    assert state["missing_indexes"] == []
+    assert state["runs"] == [("succeeded", 1)]
+    assert {version for *_, version in state["kept"]} == {1}
+    # The changed records' later versions are the current ones, in the run's kept versions.
+    assert sum(version == 2 for _, version in state["kept_versions"]) == 25
+
+
+def test_a_failed_ingest_leaves_nothing_and_no_thread(
+    db_url: str, tmp_path: Path, delivery: tuple[Path, Path]
+) -> None:
+    broken = tmp_path / "broken.csv"
+    broken.write_text("source_system,record_id\nGP1,1\n", encoding="utf-8")
+    engine = make_engine(db_url)
+    try:
+        with pytest.raises(UnusableInputError):
+            link_files(engine, [delivery[0], broken])
+        with engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM records")).scalar() == 0
+            assert c.execute(text("SELECT count(*) FROM linkage_runs")).scalar() == 0
+        assert not [t for t in threading.enumerate() if t.name.startswith("cci-ingest")]
+    finally:
+        engine.dispose()
+
+
+def test_a_failed_run_leaves_the_first_load_ingested(
+    sqlite_url: str, delivery: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("scoring failed")
+
+    monkeypatch.setattr(link_module, "run_linkage", broken)
+    engine = make_engine(sqlite_url)
+    try:
+        with pytest.raises(RuntimeError, match="scoring failed"):
+            link_files(engine, [delivery[0]])
+        assert not [t for t in threading.enumerate() if t.name.startswith("cci-ingest")]
+        with engine.connect() as c:  # as if `cci ingest` had run: the next run links it
+            assert c.execute(text("SELECT count(*) FROM records")).scalar() > 900
+            assert c.execute(text("SELECT count(*) FROM assignments")).scalar() == 0
+            assert c.execute(text("SELECT count(*) FROM linkage_runs")).scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def test_into_a_registry_that_holds_records_the_ingest_commits_first(
+    sqlite_url: str, delivery: tuple[Path, Path]
+) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        first, _ = link_files(engine, [delivery[0]])
+        again, report = link_files(engine, [delivery[1]])
+        assert again.versions_added == 25 and again.records_added == 0
+        assert "ingest" not in report.stats["seconds"]  # read from the registry instead
+        assert report.stats["scoring"] == "incremental"
+        assert report.stats["records"] == first.records_added
+    finally:
+        engine.dispose()
+
+
+def test_an_ingest_failing_after_the_hand_over_drops_the_run(
+    db_url: str, delivery: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(self: Any, plan: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ingest._Load, "write", failing)
+    engine = make_engine(db_url)
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            link_files(engine, [delivery[0]])
+        with engine.connect() as c:
+            for table in ("records", "linkage_runs", "models", "assignments"):
+                assert c.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0
+        assert not [t for t in threading.enumerate() if t.name.startswith("cci-ingest")]
+    finally:
+        engine.dispose()
