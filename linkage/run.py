@@ -102,14 +102,14 @@ class ScoredState:
 
 @dataclass
 class ScoredUpdate:
-    """How the kept pairs change: replaced (`full`), or the pairs and versions of `stale`
-    records (changed or gone) dropped and `pairs` and `versions` added."""
+    """What is kept for the next run: every pair at or above the review weight (scored afresh
+    when `full`, else the kept ones of unchanged records and those scored again) and the
+    version each current record was scored at."""
 
     full: bool
     model_version: int
     pairs: pa.Table
-    stale: list[int]
-    versions: list[tuple[int, int]]
+    versions: dict[int, int]
 
 
 @dataclass
@@ -261,7 +261,7 @@ def run_linkage(
         "records_scored": scored.records_scored,
         "records_reclustered": len(scope),
         "review_weight": thresholds.review,
-        "pairs_scored": scored.update.pairs.num_rows,
+        "pairs_scored": scored.pairs_scored,
         "pairs_above_review_threshold": pairs.num_rows,
         "links": clustering.links_used,
         "refused_nhs_conflict": clustering.refused_nhs_conflict,
@@ -337,6 +337,8 @@ class _Scored:
     records_scored: int
     #: New or changed records and the partners of their dropped pairs (incremental runs).
     touched: list[int] = field(default_factory=list)
+    #: Pairs at or above the review weight that this run scored (not kept from earlier).
+    pairs_scored: int = 0
 
 
 def _score(
@@ -376,17 +378,16 @@ def _score(
                 touched += lost["unique_id_l"].to_pylist() + lost["unique_id_r"].to_pylist()
                 kept = kept.filter(pc.invert(dropped))
             kept = kept.filter(pc.greater_equal(kept["match_weight"], thresholds.review))
-            update = ScoredUpdate(
-                False, model_version, fresh, stale, [(uid, ids[uid]) for uid in changed]
-            )
-            return _Scored(pa.concat_tables([kept, fresh]), update, len(changed), touched)
+            every = pa.concat_tables([kept, fresh])
+            update = ScoredUpdate(False, model_version, every, ids)
+            return _Scored(every, update, len(changed), touched, fresh.num_rows)
     pairs = ordered_pairs(
         score_pairs(
             records, model, threshold_match_weight=thresholds.review, db_api=db_api, explain=False
         )
     )
-    update = ScoredUpdate(True, model_version, pairs, [], list(ids.items()))
-    return _Scored(pairs, update, len(ids))
+    update = ScoredUpdate(True, model_version, pairs, ids)
+    return _Scored(pairs, update, len(ids), pairs_scored=pairs.num_rows)
 
 
 def _with_frequencies(records: pa.Table, frequencies: TermFrequencies | None) -> pa.Table:

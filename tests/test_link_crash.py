@@ -27,8 +27,7 @@ TABLES = (
     "assignments",
     "events",
     "review_items",
-    "scored_pairs",
-    "scored_records",
+    "kept_pair_blocks",
 )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 from linkage import link as link_module
 from linkage import pseudonymised_file
@@ -18,6 +18,7 @@ from linkage.errors import UnusableInputError
 from linkage.link import link_files, link_registry
 from linkage.pseudonymise import LinkageKey, pseudonymise_file
 from linkage.store import bulk, ingest, ingest_files, make_engine
+from linkage.store.kept_pairs import kept_pairs
 from linkage.store.lookup_indexes import missing_lookup_indexes
 
 KEY = LinkageKey(secret=bytes(range(32)))
@@ -67,14 +68,7 @@ def _state(engine: Engine) -> dict[str, Any]:
                     "WHERE status = 'open' ORDER BY 1, 2"
                 )
             ).all(),
-            "kept": c.execute(
-                text(
-                    "SELECT record_pk_l, record_pk_r, model_version FROM scored_pairs ORDER BY 1, 2"
-                )
-            ).all(),
-            "kept_versions": c.execute(
-                text("SELECT record_pk, version FROM scored_records ORDER BY 1")
-            ).all(),
+            "kept": _kept(c),
             "events": c.execute(
                 text("SELECT type, count(*) FROM events GROUP BY type ORDER BY 1")
             ).all(),
@@ -85,6 +79,16 @@ def _state(engine: Engine) -> dict[str, Any]:
             "blocks": c.execute(text("SELECT sum(rows) FROM record_version_blocks")).scalar(),
             "missing_indexes": missing_lookup_indexes(c),
         }
+
+
+def _kept(connection: Connection) -> tuple[int, list[tuple[int, int]], dict[int, int]]:
+    """The kept pairs' model version, pairs and scored versions."""
+    kept = kept_pairs(connection)
+    assert kept is not None
+    version, pairs, versions = kept
+    ordered = pairs.sort_by([("unique_id_l", "ascending"), ("unique_id_r", "ascending")])
+    left, right = ordered["unique_id_l"].to_pylist(), ordered["unique_id_r"].to_pylist()
+    return version, list(zip(left, right, strict=True)), versions
 
 
 @pytest.mark.slow
@@ -129,9 +133,10 @@ def test_a_first_load_linked_while_written_ends_as_one_step_after_the_other(
     assert state == expected
     assert state["missing_indexes"] == []
     assert state["runs"] == [("succeeded", 1)]
-    assert {version for *_, version in state["kept"]} == {1}
+    version, pairs, versions = state["kept"]
+    assert version == 1 and pairs
     # The changed records' later versions are the current ones, in the run's kept versions.
-    assert sum(version == 2 for _, version in state["kept_versions"]) == 25
+    assert sum(v == 2 for v in versions.values()) == 25
 
 
 def test_a_failed_ingest_leaves_nothing_and_no_thread(

@@ -16,7 +16,8 @@ from linkage.lookups import withdraw_record
 from linkage.pseudonymise import LinkageKey, pseudonymise_file
 from linkage.store import ingest_files, make_engine
 from linkage.store.database import write_transaction
-from linkage.store.models import Record, ScoredPair
+from linkage.store.kept_pairs import kept_pairs
+from linkage.store.models import Record
 
 KEY = LinkageKey(secret=bytes(range(32)))
 
@@ -36,10 +37,16 @@ def outcome(url: str) -> tuple[dict[int, str], set[Any], dict[tuple[int, int], f
                     )
                 ).all()
             )
+            kept = kept_pairs(c)
+            assert kept is not None
+            _, table, _ = kept
             pairs = {
                 (left, right): weight
-                for left, right, weight in c.execute(
-                    select(ScoredPair.record_pk_l, ScoredPair.record_pk_r, ScoredPair.match_weight)
+                for left, right, weight in zip(
+                    table["unique_id_l"].to_pylist(),
+                    table["unique_id_r"].to_pylist(),
+                    table["match_weight"].to_pylist(),
+                    strict=True,
                 )
             }
         return cci, review, pairs
@@ -83,7 +90,7 @@ def test_incremental_run_equals_a_full_run(tmp_path: Path) -> None:
     shutil.copy(incremental_db, full_db)
     full_engine = make_engine(f"sqlite:///{full_db}")
     with write_transaction(full_engine) as connection:  # no kept state: the run is full
-        connection.execute(text("DELETE FROM scored_records"))
+        connection.execute(text("DELETE FROM kept_pair_blocks"))
     full = link_registry(full_engine).stats
     full_engine.dispose()
     engine = make_engine(f"sqlite:///{incremental_db}")

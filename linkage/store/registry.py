@@ -16,7 +16,6 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    delete,
     func,
     insert,
     literal_column,
@@ -26,9 +25,8 @@ from sqlalchemy import (
 
 from linkage.contract import ENCODING_COLUMNS
 from linkage.identity.assignment import PriorIdentifier
-from linkage.model.incremental import PAIR_SCHEMA
 from linkage.pseudonymised_file import BATCH_SCHEMA
-from linkage.run import RegistrySnapshot, RunOutcome, ScoredState, ScoredUpdate
+from linkage.run import RegistrySnapshot, RunOutcome, ScoredState
 from linkage.store.bulk import (
     DeferredForeignKeys,
     DeferredIndexes,
@@ -39,6 +37,7 @@ from linkage.store.bulk import (
 from linkage.store.database import hold_event_order
 from linkage.store.identifiers import follow_successors
 from linkage.store.ingest import PlannedLoad
+from linkage.store.kept_pairs import keep_pairs, kept_pairs
 from linkage.store.models import (
     Assignment,
     Decision,
@@ -47,8 +46,6 @@ from linkage.store.models import (
     LinkageRun,
     Record,
     ReviewItem,
-    ScoredPair,
-    ScoredRecord,
     SourceSystem,
     as_utc,
     record_versions,
@@ -74,7 +71,6 @@ _KEY_SCHEMA = pa.schema(
 )
 #: Versions the blocks lack are read by record key up to this many, else all are read.
 FETCH_BY_KEY_MAX = 50_000
-_PAIR_COLUMNS = ("record_pk_l", "record_pk_r", "match_weight", "match_probability")
 _REVIEW_COLUMNS = (
     "record_pk_l",
     "record_pk_r",
@@ -293,18 +289,11 @@ def load_scored_state(connection: Connection) -> ScoredState | None:
     review_weight = (summary or {}).get("review_weight")
     if review_weight is None:
         return None
-    versions: dict[int, int] = {}
-    models: set[int] = set()
-    query = select(ScoredRecord.record_pk, ScoredRecord.version, ScoredRecord.model_version)
-    for rows in _driver_rows(connection, query):
-        for record, version, model in rows:
-            versions[record] = version
-            models.add(model)
-    if len(models) != 1:
+    kept = kept_pairs(connection)
+    if kept is None:
         return None
-    pair_query = select(*(ScoredPair.__table__.c[c] for c in _PAIR_COLUMNS))
-    pairs = _arrow_rows(connection, pair_query, PAIR_SCHEMA)
-    return ScoredState(models.pop(), float(review_weight), pairs, versions)
+    model_version, pairs, versions = kept
+    return ScoredState(model_version, float(review_weight), pairs, versions)
 
 
 def _superseded_members(connection: Connection) -> dict[str, tuple[str, frozenset[int]]]:
@@ -437,7 +426,8 @@ def apply_outcome(
     if touched:
         _carry_over(connection, run_id, touched, held, stamp)
     _replace_review_items(connection, run_id, outcome, now)
-    _keep_scored_pairs(connection, outcome.scored)
+    scored = outcome.scored
+    keep_pairs(connection, scored.model_version, scored.pairs, scored.versions)
     connection.execute(
         update(LinkageRun)
         .where(LinkageRun.id == run_id)
@@ -558,33 +548,6 @@ def _states(connection: Connection, ccis: set[str]) -> dict[str, tuple[str, str 
 def _table(model: Any) -> Table:
     table: Table = model.__table__
     return table
-
-
-def _keep_scored_pairs(connection: Connection, scored: ScoredUpdate) -> None:
-    """Replace (full run) or patch (incremental run) the pairs kept for the next run."""
-    if scored.full:
-        connection.execute(delete(ScoredPair))
-        connection.execute(delete(ScoredRecord))
-    else:
-        stale = [(r,) for r in scored.stale]
-        driver_executemany(connection, "DELETE FROM scored_pairs WHERE record_pk_l = ?", stale)
-        driver_executemany(connection, "DELETE FROM scored_pairs WHERE record_pk_r = ?", stale)
-        driver_executemany(connection, "DELETE FROM scored_records WHERE record_pk = ?", stale)
-    pairs = scored.pairs.sort_by([("unique_id_l", "ascending"), ("unique_id_r", "ascending")])
-    columns = [pairs[c].to_pylist() for c in PAIR_SCHEMA.names]
-    version = scored.model_version
-    bulk_insert(
-        connection,
-        "scored_pairs",
-        (*_PAIR_COLUMNS, "model_version"),
-        [(*row, version) for row in zip(*columns, strict=True)],
-    )
-    bulk_insert(
-        connection,
-        "scored_records",
-        ("record_pk", "version", "model_version"),
-        [(record, number, version) for record, number in sorted(scored.versions)],
-    )
 
 
 def _replace_review_items(
