@@ -44,6 +44,7 @@ from linkage.store.model_versions import active_model, save_model
 from linkage.store.models import Assignment, LinkageRun, Record, SourceSystem, utcnow
 from linkage.store.registry import (
     apply_outcome,
+    explain_ahead,
     first_load_snapshot,
     freeze_snapshot_frequencies,
     load_scored_state,
@@ -325,6 +326,9 @@ def _link_first_load(
     )
     timed.seconds.update(outcome.stats["seconds"])
     timed.restart()
+    if not ingesting.done():  # the ingest is still writing: spend the wait on the write's work
+        explain_ahead(outcome)
+        timed("explain")
     ingesting.result()  # raises what stopped the ingest: the run's work is then dropped
     timed("ingest")  # what was left of the ingest's writing when the run was ready
     version, source = _saved(engine, choice)

@@ -124,6 +124,8 @@ class RunOutcome:
     explain: Callable[[Sequence[tuple[int, int]]], list[dict[str, Any]]]
     #: Kept CCIs whose cluster gained or lost a health-verified NHS number.
     anchoring_changed: list[str] = field(default_factory=list)
+    #: Explanations worked out before the write, as stored (`store.registry.explain_ahead`).
+    explained: dict[tuple[int, int], str] = field(default_factory=dict)
 
 
 def run_linkage(

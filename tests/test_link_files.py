@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ def _state(engine: Engine) -> dict[str, Any]:
             ).all(),
             "review": c.execute(
                 text(
-                    "SELECT record_pk_l, record_pk_r, reason FROM review_items "
+                    "SELECT record_pk_l, record_pk_r, reason, explanation FROM review_items "
                     "WHERE status = 'open' ORDER BY 1, 2"
                 )
             ).all(),
@@ -111,11 +112,19 @@ def test_a_first_load_linked_while_written_ends_as_one_step_after_the_other(
         return first_load(*args, **kwargs)
 
     monkeypatch.setattr(link_module, "_link_first_load", noting)
+    write = ingest._Load.write
+
+    def slow(self: Any, plan: Any) -> None:  # the run is ready before the ingest has written
+        time.sleep(0.5)
+        write(self, plan)
+
+    monkeypatch.setattr(ingest._Load, "write", slow)
     pipelined = make_engine(db_url)
     try:
         summary, report = link_files(pipelined, files)
         assert handed_over == [True]
-        assert "ingest" in report.stats["seconds"]  # the run waited for the ingest's commit
+        # The run waited for the ingest's commit, working out its review items' explanations.
+        assert {"explain", "ingest"} <= set(report.stats["seconds"])
         assert summary.records_added == report.stats["records"] > 900
         assert summary.versions_added == summary.records_added + 25
         state = _state(pipelined)

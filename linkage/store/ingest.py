@@ -156,10 +156,12 @@ def ingest_files(
             assert planned is not None
             mark = connection.scalar(select(func.max(Event.cursor))) or 0
             plans = [plan for plan, _ in _planned_batches(load, files, progress, first_load=True)]
+            load.unwritten.clear()  # what it was for is done; the run needs the memory more
             load.rows_expected = summary.rows_read
             planned(_planned_load(connection, plans, int(mark)))
-            for plan in plans:
-                load.write(plan)
+            plans.reverse()
+            while plans:  # each dropped once written
+                load.write(plans.pop())
         else:
             for plan, rows_expected in _planned_batches(load, files, progress, first_load=False):
                 load.rows_expected = rows_expected
@@ -209,13 +211,20 @@ def _planned_batches(
         load.summary.files += 1
 
 
+def _kinds(kinds: dict[int, str], source_ids: pa.Array) -> pa.Array:
+    return pa.array(map(kinds.__getitem__, source_ids.to_pylist()), pa.string())
+
+
 def _planned_load(connection: Connection, plans: list[_BatchPlan], mark: int) -> PlannedLoad:
     """The current versions of a first load's records, with their sources' kinds."""
     kinds = dict(connection.execute(select(SourceSystem.id, SourceSystem.kind)).all())
     tables = [
         plan.versions.select(BLOCK_SCHEMA.names)
         .cast(BLOCK_SCHEMA)
-        .append_column("source_kind", pa.array([kinds[s] for s in plan.source_ids], pa.string()))
+        .append_column(
+            "source_kind",
+            pa.array(map(kinds.__getitem__, plan.source_ids.to_pylist()), pa.string()),
+        )
         for plan in plans
     ]
     versions = (
@@ -329,16 +338,17 @@ VERSION_COLUMNS = (
 
 @dataclass
 class _BatchPlan:
-    """What one batch adds: new records (`added`, with their keys in `ids`) and new versions
-    of known ones (`changed`), and the version rows of both, added first."""
+    """What one batch adds: the version rows to write, those of new records first (`added`
+    of them), then those of known records (`changed`: record pk, new version, hash, row).
+    Held in Arrow, not Python tuples: a first load keeps every batch's plan until written."""
 
-    added: list[tuple[tuple[int, str], int, str]]  # ((source id, record id), row index, hash)
-    changed: list[tuple[int, int, str, int]]  # (record pk, new version, hash, row index)
-    ids: list[int]
+    added: int
+    changed: list[tuple[int, int, str, int]]
     #: VERSION_COLUMNS of the rows to write, and `unique_id` (= record_pk) for the blocks.
     versions: pa.Table
-    #: The source system of each version row.
-    source_ids: list[int]
+    #: The source system and record id of each version row.
+    source_ids: pa.Array
+    record_ids: pa.ChunkedArray
     #: Rows the batch had (what the share of them written is taken of).
     batch_rows: int
 
@@ -444,8 +454,14 @@ class _Load:
                 "unique_id": pks,
             }
         )
-        source_of_rows = [sources[codes[i]] for i in rows]
-        return _BatchPlan(added, changed, ids, versions, source_of_rows, batch.num_rows)
+        return _BatchPlan(
+            len(added),
+            changed,
+            versions,
+            pa.array([sources[codes[i]] for i in rows], pa.int64()),
+            written["record_id"],
+            batch.num_rows,
+        )
 
     def write(self, plan: _BatchPlan) -> None:
         """Write a batch's plan: its records, their changes and their versions (rows and
@@ -458,23 +474,24 @@ class _Load:
         key_ids = versions["key_id"].to_pylist()
         restricted = versions["restricted"].to_pylist()
         stamp = stored_timestamp(connection.dialect)
+        new = versions.slice(0, added)
         bulk_insert(
             connection,
             "records",
             RECORD_COLUMNS,
             list(
                 zip(
-                    plan.ids,
-                    (source_id for (source_id, _), _, _ in added),
-                    (record_id for (_, record_id), _, _ in added),
+                    new["record_pk"].to_pylist(),
+                    plan.source_ids.slice(0, added).to_pylist(),
+                    plan.record_ids.slice(0, added).to_pylist(),
                     repeat(1),
-                    (digest for *_, digest in added),
+                    new["content_hash"].to_pylist(),
                     key_ids,
                     restricted,
                     repeat("active"),
                     repeat(stamp),
                     repeat(stamp),
-                    strict=False,  # shortest: ids, one per added record
+                    strict=False,  # shortest: the new records' keys
                 )
             ),
         )
@@ -499,13 +516,13 @@ class _Load:
                         "new_key_id": key_id,
                     }
                     for (pk, version, digest, _), flag, key_id in zip(
-                        changed, restricted[len(added) :], key_ids[len(added) :], strict=True
+                        changed, restricted[added:], key_ids[added:], strict=True
                     )
                 ],
             )
         bulk_insert(connection, "record_versions", VERSION_COLUMNS, versions)
         store_blocks(connection, versions)
-        self.statistics.added_rows(connection, len(added))
+        self.statistics.added_rows(connection, added)
 
 
 def _counts(summary: IngestSummary, code: str) -> SourceCounts:

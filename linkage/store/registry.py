@@ -550,6 +550,21 @@ def _table(model: Any) -> Table:
     return table
 
 
+def explain_ahead(outcome: RunOutcome) -> None:
+    """Work out every review pair's explanation, as stored, before the write: a run that must
+    wait before it writes (a first load still being written) spends the wait on them, not
+    the write lock (1M records, 45,000 items: about 2 s)."""
+    pairs = [(p.record_l, p.record_r) for p in outcome.review]
+    outcome.explained = dict(zip(pairs, map(json.dumps, outcome.explain(pairs)), strict=True))
+
+
+def _explanation_texts(outcome: RunOutcome, pairs: list[tuple[int, int]]) -> list[str]:
+    """The JSON text of each pair's explanation: worked out ahead, or now."""
+    missing = [pair for pair in pairs if pair not in outcome.explained]
+    now = dict(zip(missing, map(json.dumps, outcome.explain(missing)), strict=True))
+    return [outcome.explained.get(pair) or now[pair] for pair in pairs]
+
+
 def _replace_review_items(
     connection: Connection, run_id: int, outcome: RunOutcome, now: datetime
 ) -> None:
@@ -572,7 +587,7 @@ def _replace_review_items(
             stale,
         )
     fresh = [p for pair, p in wanted.items() if pair not in open_items]
-    explanations = outcome.explain([(p.record_l, p.record_r) for p in fresh])
+    explanations = _explanation_texts(outcome, [(p.record_l, p.record_r) for p in fresh])
     # Through the DB-API, the explanation as the JSON text SQLAlchemy's JSON type would
     # store: a first run opens tens of thousands of items, and the ORM's insert of them
     # cost more than working out their explanations.
@@ -589,7 +604,7 @@ def _replace_review_items(
                 p.match_weight,
                 p.match_probability,
                 p.reason,
-                json.dumps(explanation),
+                explanation,
                 "open",
                 stamp,
             )
