@@ -17,3 +17,7 @@ class KeyFileError(CCIError):
 
 class UnknownKeyError(CCIError):
     """Records were encoded under a key id the registry has not registered."""
+
+
+class IngestStopped(CCIError):
+    """An ingest was asked to stop before it committed: nothing of it was kept."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -265,6 +266,7 @@ def link_files(
     """
     upgrade(engine)
     handed: Future[PlannedLoad] = Future()
+    stop = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="cci-ingest") as pool:
         ingesting = pool.submit(
             ingest_files,
@@ -273,19 +275,24 @@ def link_files(
             progress=progress,
             lookup_indexes_later=True,
             planned=handed.set_result,
+            stop=stop,
         )
         either: list[Future[Any]] = [handed, ingesting]
-        wait(either, return_when=FIRST_COMPLETED)
-        if handed.done():
-            report = _link_first_load(
-                engine,
-                handed.result(),
-                ingesting,
-                thresholds or _default_thresholds(),
-                stage,
-                link_engine,
-            )
-            return ingesting.result(), report
+        try:
+            wait(either, return_when=FIRST_COMPLETED)
+            if handed.done():
+                report = _link_first_load(
+                    engine,
+                    handed.result(),
+                    ingesting,
+                    thresholds or _default_thresholds(),
+                    stage,
+                    link_engine,
+                )
+                return ingesting.result(), report
+        except BaseException:
+            stop.set()  # an ingest not committed yet keeps nothing, and ends at its next batch
+            raise
     return ingesting.result(), link_registry(
         engine, thresholds=thresholds, stage=stage, link_engine=link_engine
     )

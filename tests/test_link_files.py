@@ -165,22 +165,56 @@ def test_a_failed_ingest_leaves_nothing_and_no_thread(
         engine.dispose()
 
 
-def test_a_failed_run_leaves_the_first_load_ingested(
+def test_a_run_failing_before_the_ingest_commits_stops_it(
+    db_url: str, delivery: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write = ingest._Load.write
+    writing = threading.Event()
+
+    def slow(self: Any, plan: Any) -> None:  # the run fails while the ingest still writes
+        writing.set()
+        time.sleep(0.2)
+        write(self, plan)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        assert writing.wait(10)
+        raise KeyboardInterrupt  # as Ctrl-C would
+
+    monkeypatch.setattr(ingest._Load, "write", slow)
+    monkeypatch.setattr(link_module, "run_linkage", broken)
+    monkeypatch.setattr(pseudonymised_file, "BLOCK_BYTES", 64 << 10)  # many batches
+    engine = make_engine(db_url)
+    try:
+        started = time.perf_counter()
+        with pytest.raises(KeyboardInterrupt):
+            link_files(engine, [delivery[0]])
+        assert time.perf_counter() - started < 5  # stopped within a batch, not written out
+        assert not [t for t in threading.enumerate() if t.name.startswith("cci-ingest")]
+        with engine.connect() as c:  # nothing of the call was kept
+            for table in ("records", "record_versions", "linkage_runs", "models"):
+                assert c.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def test_a_run_failing_after_the_ingest_committed_leaves_it(
     sqlite_url: str, delivery: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("scoring failed")
+        raise RuntimeError("disk full")
 
-    monkeypatch.setattr(link_module, "run_linkage", broken)
+    monkeypatch.setattr(link_module, "apply_outcome", broken)
     engine = make_engine(sqlite_url)
     try:
-        with pytest.raises(RuntimeError, match="scoring failed"):
+        with pytest.raises(RuntimeError, match="disk full"):
             link_files(engine, [delivery[0]])
-        assert not [t for t in threading.enumerate() if t.name.startswith("cci-ingest")]
         with engine.connect() as c:  # as if `cci ingest` had run: the next run links it
             assert c.execute(text("SELECT count(*) FROM records")).scalar() > 900
             assert c.execute(text("SELECT count(*) FROM assignments")).scalar() == 0
-            assert c.execute(text("SELECT count(*) FROM linkage_runs")).scalar() == 0
+            assert c.execute(text("SELECT status FROM linkage_runs")).scalars().all() == ["failed"]
+        monkeypatch.undo()
+        _, report = link_files(engine, [delivery[0]])  # nothing new: the run links them all
+        assert report.stats["records"] > 900 and report.stats["new"] > 0
     finally:
         engine.dispose()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -36,7 +37,7 @@ from sqlalchemy import (
 )
 
 from linkage.contract import CLEAR_COLUMNS, ENCODING_COLUMNS, ENCODING_VERSION
-from linkage.errors import UnknownKeyError, UnusableInputError
+from linkage.errors import IngestStopped, UnknownKeyError, UnusableInputError
 from linkage.pseudonymised_file import PseudonymisedFile
 from linkage.store.bulk import (
     DeferredForeignKeys,
@@ -118,6 +119,7 @@ def ingest_files(
     progress: Progress | None = None,
     lookup_indexes_later: bool = False,
     planned: Callable[[PlannedLoad], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> IngestSummary:
     """Ingest pseudonymised files in order, in one transaction (migrating the registry first).
 
@@ -133,6 +135,9 @@ def ingest_files(
     calling thread, which `planned` must not hold up). A first load handed over builds its
     look-up indexes before commit whatever `lookup_indexes_later` says: the run is busy with
     its own work meanwhile. Otherwise `planned` is never called.
+
+    `stop`: checked before each batch is planned or written and each index is made; once it
+    is set, the call raises IngestStopped and keeps nothing (the run it was feeding failed).
     """
     upgrade(engine)
     files = [PseudonymisedFile(p) for p in paths]
@@ -144,6 +149,7 @@ def ingest_files(
         load = _Load(
             connection,
             summary,
+            stop,
             [
                 DeferredIndexes(record_versions),
                 DeferredForeignKeys(cast(Table, Record.__table__)),
@@ -161,6 +167,7 @@ def ingest_files(
             planned(_planned_load(connection, plans, int(mark)))
             plans.reverse()
             while plans:  # each dropped once written
+                load.check_stop()
                 load.write(plans.pop())
         else:
             for plan, rows_expected in _planned_batches(load, files, progress, first_load=False):
@@ -170,6 +177,7 @@ def ingest_files(
             if lookup_indexes_later and not first_load and isinstance(upkeep, DeferredIndexes):
                 summary.lookup_indexes_pending = upkeep.dropped
                 continue
+            load.check_stop()
             upkeep.restore(connection)
     summary.seconds = time.perf_counter() - started
     return summary
@@ -361,11 +369,13 @@ class _Load:
         self,
         connection: Connection,
         summary: IngestSummary,
+        stop: threading.Event | None,
         deferred: list[DeferredUpkeep],
         statistics: FreshStatistics,
     ) -> None:
         self.connection = connection
         self.summary = summary
+        self.stop = stop
         self.deferred = deferred
         self.statistics = statistics
         self.rows_expected = 0
@@ -374,12 +384,17 @@ class _Load:
         self.unwritten: dict[tuple[int, str], tuple[int, int, str]] = {}
         self._last_id = 0
 
+    def check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise IngestStopped("the ingest was stopped before it committed: nothing was kept")
+
     def plan(
         self, file: PseudonymisedFile, batch: pa.Table, *, first_load: bool
     ) -> _BatchPlan | None:
         """This batch's new records and changed versions (None: nothing new). A `first_load`
         asks the registry nothing about records (it had none) and remembers what it planned."""
         connection, summary = self.connection, self.summary
+        self.check_stop()
         _check_batch(connection, file, batch, summary)
         # A missing restricted flag means "not restricted" (the pseudonymiser always writes one).
         batch = batch.set_column(
