@@ -28,7 +28,7 @@ from linkage.errors import CCIError
 from linkage.match import Matcher
 from linkage.model.backend import engine_api
 from linkage.model.default import default_model
-from linkage.model.realtime import CompiledModel
+from linkage.model.realtime import compiled_model
 from linkage.model.training import MIN_RECORDS_FOR_TRAINING, train_model
 from linkage.run import (
     RegistrySnapshot,
@@ -223,7 +223,7 @@ def link_registry(
             with collector_paused(), engine.connect() as connection:
                 prior = load_scored_state(connection)
             frequencies = freeze_snapshot_frequencies(
-                engine, version, CompiledModel(choice.settings).tf_columns, snapshot.records
+                engine, version, compiled_model(choice.settings).tf_columns, snapshot.records
             )
             timed("kept_pairs")
             outcome = run_linkage(
@@ -314,7 +314,7 @@ def _link_first_load(
     timed("load")
     choice = _choose_model(engine, snapshot.records, stage, link_engine)
     timed("model")
-    columns = CompiledModel(choice.settings).tf_columns
+    columns = compiled_model(choice.settings).tf_columns
     frequencies = None
     if choice.version is not None:  # an active model (imported) may have frozen its own
         with engine.connect() as connection:

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from linkage.model.backend import as_arrays
-from linkage.model.realtime import CompiledModel, TermFrequencies, explanation
+from linkage.model.realtime import TermFrequencies, compiled_model, explanation
 
 
 class Explainer:
@@ -27,7 +27,7 @@ class Explainer:
     def __call__(self, pairs: Sequence[tuple[int, int]]) -> list[dict[str, Any]]:
         if not pairs:
             return []
-        compiled = CompiledModel(self.model)
+        compiled = compiled_model(self.model)
         frequencies = self.frequencies or count_frequencies(self.records, compiled.tf_columns)
         wanted = sorted({uid for pair in pairs for uid in pair})
         mask = pc.is_in(self.records["unique_id"], value_set=pa.array(wanted, pa.int64()))

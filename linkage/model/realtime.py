@@ -8,9 +8,11 @@ as in a Splink batch run with the same model and term-frequency tables.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from splink import SettingsCreator
@@ -56,8 +58,20 @@ def probability(match_weight: float) -> float:
     return bayes_factor / (1.0 + bayes_factor)
 
 
+def compiled_model(model: dict[str, Any]) -> CompiledModel:
+    """`CompiledModel(model)`, made once per process for the same settings: Splink builds its
+    settings object in about 0.3 s, and a run needs the compiled model twice (term-frequency
+    columns, then review explanations)."""
+    return _compiled(json.dumps(model, sort_keys=True))
+
+
+@lru_cache(maxsize=4)
+def _compiled(settings: str) -> CompiledModel:
+    return CompiledModel(json.loads(settings))
+
+
 class CompiledModel:
-    """A trained Splink model, compiled for scoring pairs in Python."""
+    """A trained Splink model, compiled for scoring pairs in Python. Read only once made."""
 
     def __init__(self, model: dict[str, Any]) -> None:
         settings = SettingsCreator.from_path_or_dict(model).get_settings("duckdb")
