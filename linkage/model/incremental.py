@@ -19,8 +19,12 @@ import pyarrow.compute as pc
 from splink import Linker
 
 from linkage.model.backend import duckdb_api, register_records
-from linkage.model.comparisons import COMPARISONS
-from linkage.model.scoring import PAIR_COLUMNS, with_catalogue_sql
+from linkage.model.scoring import (
+    PAIR_COLUMNS,
+    split_frozen_frequencies,
+    use_frequencies,
+    with_catalogue_sql,
+)
 
 PAIR_SCHEMA = pa.schema(
     [
@@ -29,9 +33,6 @@ PAIR_SCHEMA = pa.schema(
         ("match_weight", pa.float64()),
         ("match_probability", pa.float64()),
     ]
-)
-TF_COLUMNS: tuple[str, ...] = tuple(
-    sorted({level.tf_column for c in COMPARISONS for level in c.levels if level.tf_column})
 )
 
 
@@ -67,27 +68,13 @@ def score_changed_pairs(
     settings["retain_intermediate_calculation_columns"] = False
     settings["additional_columns_to_retain"] = []
     db_api = db_api or duckdb_api()
-    # The model's frozen term frequencies, when they come as tf_ columns, become lookup tables:
-    # predict_within and predict_between read those (mixing in tf_ columns breaks their SQL).
-    frozen = {c: f"tf_{c}" for c in TF_COLUMNS if f"tf_{c}" in records.column_names}
-    lookups = {
-        column: records.select([column, tf]).filter(pc.is_valid(records[tf]))
-        for column, tf in frozen.items()
-    }
-    records = records.drop_columns(list(frozen.values()))
+    records, frozen = split_frozen_frequencies(records)
     is_changed = pc.is_in(records["unique_id"], value_set=pa.array(list(changed), pa.int64()))
     everyone = register_records(db_api, records, "incremental_all")
     fresh = register_records(db_api, records.filter(is_changed), "incremental_changed")
     rest = register_records(db_api, records.filter(pc.invert(is_changed)), "incremental_rest")
     linker = Linker(everyone, settings, log_level=logging.WARNING)
-    for column in TF_COLUMNS:
-        if column not in lookups:  # counted over all records, as a full run counts them
-            linker.table_management.compute_tf_table(column)
-            continue
-        table = lookups[column].group_by(list(lookups[column].column_names)).aggregate([])
-        linker.table_management.register_term_frequency_lookup(
-            db_api.register(table, table_name=f"incremental_tf_{column}"), column
-        )
+    use_frequencies(linker, db_api, frozen, "incremental")
     inference = linker.inference
     parts = [
         inference.predict_between(rest, fresh, threshold_match_weight=threshold_match_weight),

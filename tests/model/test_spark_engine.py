@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from linkage.demo import write_delivery
-from linkage.link import link_registry, write_assignments
+from linkage.link import link_files, link_registry, write_assignments
 from linkage.model.backend import duckdb_api
 from linkage.model.comparisons import COMPARISONS
 from linkage.model.default import default_model
@@ -165,3 +165,24 @@ def test_cci_link_on_spark_makes_the_same_clusters_and_keeps_the_same_ccis(
     stats = on_duckdb.stats
     for key in ("clusters", "new", "kept", "merged", "split", "review_items"):
         assert f"  {key.replace('_', ' '):<30} {stats[key]:>12,}" in result.output, key
+
+
+def test_a_first_load_linked_on_spark_while_written_makes_duckdbs_clusters(
+    spark: SparkSession, registries: tuple[Path, str, str]
+) -> None:
+    """`cci link --input` into an empty registry: the run trains and scores on Spark while
+    the ingest writes the rows (`link_files`), and clusters as the same flow on DuckDB does."""
+    folder = registries[0]
+    urls = {name: f"sqlite:///{folder / f'first_{name}.db'}" for name in ("duckdb", "spark")}
+    for name, url in urls.items():
+        engine = make_engine(url)
+        try:
+            summary, report = link_files(engine, [folder / "d1.csv"], link_engine=name)
+        finally:
+            engine.dispose()
+        assert "ingest" in report.stats["seconds"]  # linked while the ingest wrote
+        assert summary.records_added == report.stats["records"]
+    on_duckdb = _assignments(urls["duckdb"], folder / "first_duckdb.csv")
+    on_spark = _assignments(urls["spark"], folder / "first_spark.csv")
+    assert on_duckdb.keys() == on_spark.keys()
+    assert _partition(on_spark) == _partition(on_duckdb)
