@@ -259,9 +259,11 @@ def link_files(
     ingest reads and checks every file, hands the run the records it is about to write, and
     writes them and their indexes (one thread, mostly SQLite or PostgreSQL's time) while the
     run trains, scores and clusters (mostly DuckDB's, on the other core); the run writes its
-    result once the ingest has committed. A failed ingest drops the run's work; a failed run
-    leaves the ingest committed, as running the two one after the other would. Otherwise
-    the ingest commits first and `link_registry` follows. `progress` is the ingest's
+    result once the ingest has committed. A failed ingest drops the run's work. A run that
+    fails or is interrupted (Ctrl-C) before the ingest has committed stops it at its next
+    batch, and nothing of the call is kept; after that commit the ingest stays, as running
+    the two one after the other would leave it. Otherwise the ingest commits first and
+    `link_registry` follows. `progress` is the ingest's
     (bytes read of all files); `stage` the run's.
     """
     upgrade(engine)
