@@ -220,6 +220,7 @@ def _planned_batches(
 
 
 def _kinds(kinds: dict[int, str], source_ids: pa.Array) -> pa.Array:
+    """The kind of each row's source system (`kinds`: source id -> kind)."""
     return pa.array(map(kinds.__getitem__, source_ids.to_pylist()), pa.string())
 
 
@@ -229,10 +230,7 @@ def _planned_load(connection: Connection, plans: list[_BatchPlan], mark: int) ->
     tables = [
         plan.versions.select(BLOCK_SCHEMA.names)
         .cast(BLOCK_SCHEMA)
-        .append_column(
-            "source_kind",
-            pa.array(map(kinds.__getitem__, plan.source_ids.to_pylist()), pa.string()),
-        )
+        .append_column("source_kind", _kinds(kinds, plan.source_ids))
         for plan in plans
     ]
     versions = (
