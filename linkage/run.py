@@ -163,13 +163,7 @@ def run_linkage(
     ids: list[int] = records["unique_id"].to_pylist()
     scorable = records.drop_columns(["source_kind"])
     scored = _score(
-        snapshot,
-        _with_frequencies(scorable, term_frequencies),
-        model,
-        model_version,
-        thresholds,
-        prior,
-        db_api,
+        snapshot, scorable, model, model_version, thresholds, prior, term_frequencies, db_api
     )
     pairs = scored.all_pairs
     release(db_api)
@@ -350,6 +344,7 @@ def _score(
     model_version: int,
     thresholds: Thresholds,
     prior: ScoredState | None,
+    frequencies: TermFrequencies | None,
     db_api: Any,
 ) -> _Scored:
     """All pairs at or above the review weight: scored afresh, or kept from `prior` where
@@ -365,7 +360,12 @@ def _score(
         if len(changed) <= INCREMENTAL_MAX_SHARE * len(ids):
             stale = changed + [uid for uid in prior.versions if uid not in ids]
             fresh = score_changed_pairs(
-                records, changed, model, threshold_match_weight=thresholds.review, db_api=db_api
+                records,
+                changed,
+                model,
+                threshold_match_weight=thresholds.review,
+                db_api=db_api,
+                frequencies=frequencies,
             )
             kept = prior.pairs
             touched = list(changed)
@@ -385,21 +385,13 @@ def _score(
             return _Scored(every, update, len(changed), touched, fresh.num_rows)
     pairs = ordered_pairs(
         score_pairs(
-            records, model, threshold_match_weight=thresholds.review, db_api=db_api, explain=False
+            records,
+            model,
+            threshold_match_weight=thresholds.review,
+            db_api=db_api,
+            explain=False,
+            frequencies=frequencies,
         )
     )
     update = ScoredUpdate(True, model_version, pairs, ids)
     return _Scored(pairs, update, len(ids), pairs_scored=pairs.num_rows)
-
-
-def _with_frequencies(records: pa.Table, frequencies: TermFrequencies | None) -> pa.Table:
-    """`records` with a `tf_<column>` for each frozen table, which Splink then uses instead of
-    counting (NULL for a value the table lacks: no adjustment, as in real-time scoring)."""
-    if not frequencies:
-        return records
-    for column, table in frequencies.items():
-        values = pa.array(list(table.keys()), records.schema.field(column).type)
-        found = pc.index_in(records[column], value_set=values)  # null where the table lacks it
-        frequency = pa.array(list(table.values()), pa.float64()).take(found.combine_chunks())
-        records = records.append_column(f"tf_{column}", frequency)
-    return records

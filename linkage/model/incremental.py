@@ -4,14 +4,14 @@ A full run scores every blocked pair of the registry. After a small delivery alm
 those pairs are unchanged, so a re-run with the same model keeps them and asks Splink only for
 the pairs with at least one changed record: `predict_between(unchanged, changed)` for the
 pairs across, and `predict_within(changed)` for those among the changed. Term frequencies are
-the model's frozen tables when given as `tf_` columns, else counted over all records as a full
+the model's frozen tables when given (`frequencies`), else counted over all records as a full
 run counts them, so each pair scores as it would there.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -21,7 +21,7 @@ from splink import Linker
 from linkage.model.backend import duckdb_api, register_records
 from linkage.model.scoring import (
     PAIR_COLUMNS,
-    split_frozen_frequencies,
+    frequency_lookups,
     use_frequencies,
     with_catalogue_sql,
 )
@@ -58,6 +58,7 @@ def score_changed_pairs(
     *,
     threshold_match_weight: float,
     db_api: Any = None,
+    frequencies: Mapping[str, Mapping[Any, float]] | None = None,
 ) -> pa.Table:
     """Every blocked pair of `records` with at least one record in `changed`, at or above the
     threshold, as PAIR_SCHEMA (smaller key on the left)."""
@@ -68,13 +69,12 @@ def score_changed_pairs(
     settings["retain_intermediate_calculation_columns"] = False
     settings["additional_columns_to_retain"] = []
     db_api = db_api or duckdb_api()
-    records, frozen = split_frozen_frequencies(records)
     is_changed = pc.is_in(records["unique_id"], value_set=pa.array(list(changed), pa.int64()))
     everyone = register_records(db_api, records, "incremental_all")
     fresh = register_records(db_api, records.filter(is_changed), "incremental_changed")
     rest = register_records(db_api, records.filter(pc.invert(is_changed)), "incremental_rest")
     linker = Linker(everyone, settings, log_level=logging.WARNING)
-    use_frequencies(linker, db_api, frozen, "incremental")
+    use_frequencies(linker, db_api, frequency_lookups(records, frequencies), "incremental")
     inference = linker.inference
     parts = [
         inference.predict_between(rest, fresh, threshold_match_weight=threshold_match_weight),

@@ -4,10 +4,10 @@ on DuckDB or Spark (the backend is the caller's `db_api`; pairs come back as Arr
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from splink import Linker
 
 from linkage.model.backend import duckdb_api, register_records
@@ -28,22 +28,24 @@ def score_pairs(
     threshold_match_weight: float,
     db_api: Any = None,
     explain: bool = True,
+    frequencies: Mapping[str, Mapping[Any, float]] | None = None,
 ) -> pa.Table:
     """Score every blocked pair of `records` (contract columns + unique_id) with `model`.
 
     Returns the pairs at or above the threshold with match weight and probability, plus the
     level (`gamma_<comparison>`) and match weight (`mw_<comparison>`, `mw_tf_adj_<comparison>`)
     of each comparison when `explain` is set: what the review pages draw as a waterfall.
+    `frequencies`: the model's frozen term-frequency tables (else Splink counts them over
+    `records`).
     """
     settings = with_catalogue_sql(model)
     settings["retain_matching_columns"] = explain
     settings["retain_intermediate_calculation_columns"] = explain
     settings["additional_columns_to_retain"] = []
     db_api = db_api or duckdb_api()
-    records, frozen = split_frozen_frequencies(records)
     frame = register_records(db_api, records, "scoring_records")
     linker = Linker(frame, settings, log_level=logging.WARNING)
-    use_frequencies(linker, db_api, frozen, "scoring")
+    use_frequencies(linker, db_api, frequency_lookups(records, frequencies), "scoring")
     predictions = linker.inference.predict(threshold_match_weight=threshold_match_weight)
     names = [c.name for c in COMPARISONS]
     wanted = list(PAIR_COLUMNS)
@@ -54,24 +56,30 @@ def score_pairs(
     return table.select(wanted + (tf_columns if explain else []))
 
 
-def split_frozen_frequencies(records: pa.Table) -> tuple[pa.Table, dict[str, pa.Table]]:
-    """`records` without their `tf_<column>` columns (a model's frozen term frequencies, see
-    `linkage.run`), and those frequencies as lookup tables (`<column>`, `tf_<column>`).
+def frequency_lookups(
+    records: pa.Table, frequencies: Mapping[str, Mapping[Any, float]] | None
+) -> dict[str, pa.Table]:
+    """A model's frozen term frequencies (`linkage.run`) as Splink lookup tables
+    (`<column>`, `tf_<column>`), typed as `records`' columns. A value a table lacks gets no
+    adjustment, as in real-time scoring.
 
-    Splink joins its own term-frequency columns onto its input whatever that input holds: on
-    DuckDB a `tf_` input column then stands beside a second one counted over the records, and
-    on Spark the two are an ambiguous reference that stops the run. As lookup tables, every
-    predict path reads the frozen values, and Splink counts nothing."""
-    frozen = {c: f"tf_{c}" for c in TF_COLUMNS if f"tf_{c}" in records.column_names}
-    lookups = {}
-    for column, tf in frozen.items():
-        known = records.select([column, tf]).filter(pc.is_valid(records[tf]))
-        lookups[column] = known.group_by([column, tf]).aggregate([])
-    return records.drop_columns(list(frozen.values())), lookups
+    Lookups, not `tf_` columns on the records: Splink joins its own counted `tf_` columns
+    onto its input whatever that input holds, so on DuckDB a `tf_` input column stood beside
+    a second, counted one, and on Spark the two were an ambiguous reference that stopped the
+    run. Every predict path reads lookups, and Splink then counts nothing."""
+    return {
+        column: pa.table(
+            {
+                column: pa.array(list(table.keys()), records.schema.field(column).type),
+                f"tf_{column}": pa.array(list(table.values()), pa.float64()),
+            }
+        )
+        for column, table in (frequencies or {}).items()
+    }
 
 
 def use_frequencies(linker: Linker, db_api: Any, lookups: dict[str, pa.Table], name: str) -> None:
-    """Give `linker` the frozen lookups (`split_frozen_frequencies`); a column without one is
+    """Give `linker` the frozen lookups (`frequency_lookups`); a column without one is
     counted over the linker's records, as Splink would."""
     for column in TF_COLUMNS:
         if column not in lookups:
