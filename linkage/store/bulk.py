@@ -15,6 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.schema import (
     AddConstraint,
@@ -147,6 +148,18 @@ def _arrow_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.Ta
     """Rows as Arrow columns, each column's type inferred from its values."""
     values = zip(*rows, strict=True)
     return pa.table({name: pa.array(v) for name, v in zip(columns, values, strict=True)})
+
+
+def to_parquet(table: pa.Table) -> bytes:
+    """`table` as zstd Parquet, for a BLOB column (columnar copies the runs read whole)."""
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def from_parquet(data: bytes | memoryview) -> pa.Table:
+    """A table `to_parquet` stored (drivers hand BLOBs back as bytes or memoryview)."""
+    return pq.read_table(pa.BufferReader(bytes(data)))
 
 
 def allocate_ids(connection: Connection, table: str, count: int, *, above: int = 0) -> list[int]:

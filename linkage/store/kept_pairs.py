@@ -4,14 +4,13 @@ since (`linkage.run`)."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy import Connection, delete, insert, select
 
 from linkage.model.incremental import PAIR_SCHEMA
+from linkage.store.bulk import from_parquet, to_parquet
 from linkage.store.models import KeptPairBlock, utcnow
 
 VERSION_SCHEMA = pa.schema([("unique_id", pa.int64()), ("version", pa.int64())])
@@ -38,14 +37,12 @@ def keep_pairs(
     ):
         for start in range(0, max(table.num_rows, 1), BLOCK_ROWS):
             block = table.slice(start, BLOCK_ROWS)
-            buffer = io.BytesIO()
-            pq.write_table(block, buffer, compression="zstd")
             connection.execute(
                 insert(KeptPairBlock).values(
                     model_version=model_version,
                     part=part,
                     rows=block.num_rows,
-                    parquet=buffer.getvalue(),
+                    parquet=to_parquet(block),
                     created_at=now,
                 )
             )
@@ -62,7 +59,7 @@ def kept_pairs(connection: Connection) -> tuple[int, pa.Table, dict[int, int]] |
         )
     ):
         models.add(model_version)
-        parts[part].append(pq.read_table(pa.BufferReader(bytes(data))))
+        parts[part].append(from_parquet(data))
     if len(models) != 1:
         return None
     pairs = pa.concat_tables(parts["pairs"]).cast(PAIR_SCHEMA)

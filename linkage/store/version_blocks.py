@@ -3,14 +3,12 @@ a linkage run's snapshot instead of a million rows of `record_versions`."""
 
 from __future__ import annotations
 
-import io
-
 import pyarrow as pa
-import pyarrow.parquet as pq
 from sqlalchemy import Connection, insert, select
 
 from linkage.contract import ENCODING_COLUMNS
 from linkage.pseudonymised_file import BATCH_SCHEMA
+from linkage.store.bulk import from_parquet, to_parquet
 from linkage.store.models import RecordVersionBlock, utcnow
 
 #: What a block holds: a version's key and the columns linkage compares.
@@ -27,19 +25,14 @@ def store_blocks(connection: Connection, versions: pa.Table) -> None:
     table = versions.select(BLOCK_SCHEMA.names).cast(BLOCK_SCHEMA)
     for start in range(0, table.num_rows, BLOCK_ROWS):
         part = table.slice(start, BLOCK_ROWS)
-        buffer = io.BytesIO()
-        pq.write_table(part, buffer, compression="zstd")
         connection.execute(
             insert(RecordVersionBlock).values(
-                rows=part.num_rows, parquet=buffer.getvalue(), created_at=utcnow()
+                rows=part.num_rows, parquet=to_parquet(part), created_at=utcnow()
             )
         )
 
 
 def read_blocks(connection: Connection) -> pa.Table:
     """Every version stored in blocks (BLOCK_SCHEMA), in no particular order."""
-    parts = [
-        pq.read_table(pa.BufferReader(bytes(data)))
-        for data in connection.scalars(select(RecordVersionBlock.parquet))
-    ]
+    parts = [from_parquet(data) for data in connection.scalars(select(RecordVersionBlock.parquet))]
     return pa.concat_tables(parts).cast(BLOCK_SCHEMA) if parts else BLOCK_SCHEMA.empty_table()
