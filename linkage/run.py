@@ -165,7 +165,7 @@ def run_linkage(
     scored = _score(
         snapshot, scorable, model, model_version, thresholds, prior, term_frequencies, db_api
     )
-    pairs = scored.all_pairs
+    pairs = scored.update.pairs  # every pair at or above the review weight
     release(db_api)
     mark("score")
 
@@ -328,7 +328,6 @@ def _identifiers_in_play(
 
 @dataclass
 class _Scored:
-    all_pairs: pa.Table
     update: ScoredUpdate
     records_scored: int
     #: New or changed records and the partners of their dropped pairs (incremental runs).
@@ -382,7 +381,7 @@ def _score(
             kept = kept.filter(pc.greater_equal(kept["match_weight"], thresholds.review))
             every = pa.concat_tables([kept, fresh])
             update = ScoredUpdate(False, model_version, every, ids)
-            return _Scored(every, update, len(changed), touched, fresh.num_rows)
+            return _Scored(update, len(changed), touched, fresh.num_rows)
     pairs = ordered_pairs(
         score_pairs(
             records,
@@ -394,4 +393,4 @@ def _score(
         )
     )
     update = ScoredUpdate(True, model_version, pairs, ids)
-    return _Scored(pairs, update, len(ids), pairs_scored=pairs.num_rows)
+    return _Scored(update, len(ids), pairs_scored=pairs.num_rows)
