@@ -263,8 +263,8 @@ def link_files(
     fails or is interrupted (Ctrl-C) before the ingest has committed stops it at its next
     batch, and nothing of the call is kept; after that commit the ingest stays, as running
     the two one after the other would leave it. Otherwise the ingest commits first and
-    `link_registry` follows. `progress` is the ingest's
-    (bytes read of all files); `stage` the run's.
+    `link_registry` follows. `progress` is the ingest's (bytes read of all files); `stage`
+    the run's.
     """
     upgrade(engine)
     handed: Future[PlannedLoad] = Future()
@@ -317,12 +317,11 @@ def _link_first_load(
     choice = _choose_model(engine, snapshot.records, stage, link_engine)
     timed("model")
     columns = compiled_model(choice.settings).tf_columns
-    frequencies = None
+    frozen = None
     if choice.version is not None:  # an active model (imported) may have frozen its own
         with engine.connect() as connection:
-            frequencies = load_frequencies(connection, choice.version)
-    if frequencies is None:
-        frequencies = count_frequencies(snapshot.records, columns)
+            frozen = load_frequencies(connection, choice.version)
+    frequencies = frozen if frozen is not None else count_frequencies(snapshot.records, columns)
     timed("kept_pairs")
     outcome = run_linkage(
         snapshot,
@@ -345,8 +344,7 @@ def _link_first_load(
     outcome.scored.model_version = version
     run_id = _claim_run(engine, version)
     with _failed_if_raises(engine, run_id):
-        tables = frequencies
-        freeze_frequencies(engine, version, columns, count=lambda: tables)
+        freeze_frequencies(engine, version, columns, count=lambda: frequencies)
         _write_outcome(engine, run_id, outcome, snapshot, thresholds, timed)
     return LinkReport(run_id, version, source, outcome.stats)
 
