@@ -24,7 +24,7 @@ from linkage.affected import affected_records
 from linkage.identity.assignment import AssignmentPlan, PriorIdentifier, assign_identifiers
 from linkage.identity.clustering import cluster_records
 from linkage.model.backend import release
-from linkage.model.incremental import ordered_pairs, score_changed_pairs
+from linkage.model.incremental import VERSION_SCHEMA, ordered_pairs, score_changed_pairs
 from linkage.model.realtime import TermFrequencies
 from linkage.model.scoring import score_pairs
 from linkage.twins import TwinRule
@@ -62,8 +62,9 @@ class RegistrySnapshot:
     #: Current versions of active records: contract columns + `unique_id` (record pk) +
     #: `source_kind` (health / education / social_care / other).
     records: pa.Table
-    #: Each record's current version (what `scored_records` is compared with).
-    versions: dict[int, int] = field(default_factory=dict)
+    #: Each record's current version (VERSION_SCHEMA, by key): compared with the versions
+    #: the kept pairs were scored at.
+    versions: pa.Table = field(default_factory=VERSION_SCHEMA.empty_table)
     prior_cci: dict[int, str] = field(default_factory=dict)
     identifiers: dict[str, PriorIdentifier] = field(default_factory=dict)
     members_when_superseded: dict[str, tuple[str, frozenset[int]]] = field(default_factory=dict)
@@ -97,7 +98,7 @@ class ScoredState:
     model_version: int
     review_weight: float
     pairs: pa.Table  # unique_id_l < unique_id_r, match_weight, match_probability
-    versions: dict[int, int]
+    versions: pa.Table  # VERSION_SCHEMA
 
 
 @dataclass
@@ -109,7 +110,7 @@ class ScoredUpdate:
     full: bool
     model_version: int
     pairs: pa.Table
-    versions: dict[int, int]
+    versions: pa.Table  # VERSION_SCHEMA
 
 
 @dataclass
@@ -348,16 +349,16 @@ def _score(
 ) -> _Scored:
     """All pairs at or above the review weight: scored afresh, or kept from `prior` where
     neither record changed since, when `prior` holds this model's pairs at this threshold."""
-    ids = snapshot.versions
+    versions = snapshot.versions
     usable = (
         prior is not None
         and prior.model_version == model_version
         and prior.review_weight <= thresholds.review
     )
     if prior is not None and usable:
-        changed = [uid for uid, version in ids.items() if prior.versions.get(uid) != version]
-        if len(changed) <= INCREMENTAL_MAX_SHARE * len(ids):
-            stale = changed + [uid for uid in prior.versions if uid not in ids]
+        changed, gone = _changed_since(prior.versions, versions)
+        if len(changed) <= INCREMENTAL_MAX_SHARE * versions.num_rows:
+            stale = changed + gone
             fresh = score_changed_pairs(
                 records,
                 changed,
@@ -380,7 +381,7 @@ def _score(
                 kept = kept.filter(pc.invert(dropped))
             kept = kept.filter(pc.greater_equal(kept["match_weight"], thresholds.review))
             every = pa.concat_tables([kept, fresh])
-            update = ScoredUpdate(False, model_version, every, ids)
+            update = ScoredUpdate(False, model_version, every, versions)
             return _Scored(update, len(changed), touched, fresh.num_rows)
     pairs = ordered_pairs(
         score_pairs(
@@ -392,5 +393,18 @@ def _score(
             frequencies=frequencies,
         )
     )
-    update = ScoredUpdate(True, model_version, pairs, ids)
-    return _Scored(update, len(ids), pairs_scored=pairs.num_rows)
+    update = ScoredUpdate(True, model_version, pairs, versions)
+    return _Scored(update, versions.num_rows, pairs_scored=pairs.num_rows)
+
+
+def _changed_since(before: pa.Table, now: pa.Table) -> tuple[list[int], list[int]]:
+    """Records new or at another version in `now` than in `before`, and records of `before`
+    that `now` lacks (both VERSION_SCHEMA). Arrow look-ups, not dictionaries: an incremental
+    run pays for this on every record however small its delivery."""
+    at = pc.index_in(now["unique_id"], value_set=before["unique_id"].combine_chunks())
+    was = before["version"].combine_chunks().take(at)  # null where `before` lacks the record
+    same = pc.fill_null(pc.equal(now["version"], was), False)
+    changed = now["unique_id"].filter(pc.invert(same))
+    present = pc.is_in(before["unique_id"], value_set=now["unique_id"].combine_chunks())
+    gone = before["unique_id"].filter(pc.invert(present))
+    return changed.to_pylist(), gone.to_pylist()

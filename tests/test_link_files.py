@@ -89,7 +89,10 @@ def _kept(connection: Connection) -> tuple[int, list[tuple[int, int]], dict[int,
     version, pairs, versions = kept
     ordered = pairs.sort_by([("unique_id_l", "ascending"), ("unique_id_r", "ascending")])
     left, right = ordered["unique_id_l"].to_pylist(), ordered["unique_id_r"].to_pylist()
-    return version, list(zip(left, right, strict=True)), versions
+    scored = dict(
+        zip(versions["unique_id"].to_pylist(), versions["version"].to_pylist(), strict=True)
+    )
+    return version, list(zip(left, right, strict=True)), scored
 
 
 @pytest.mark.slow

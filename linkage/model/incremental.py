@@ -34,6 +34,8 @@ PAIR_SCHEMA = pa.schema(
         ("match_probability", pa.float64()),
     ]
 )
+#: The version each record was read or scored at, by record key.
+VERSION_SCHEMA = pa.schema([("unique_id", pa.int64()), ("version", pa.int64())])
 
 
 def ordered_pairs(pairs: pa.Table) -> pa.Table:

@@ -4,36 +4,27 @@ since (`linkage.run`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import pyarrow as pa
 from sqlalchemy import Connection, delete, insert, select
 
-from linkage.model.incremental import PAIR_SCHEMA
+from linkage.model.incremental import PAIR_SCHEMA, VERSION_SCHEMA
 from linkage.store.bulk import from_parquet, to_parquet
 from linkage.store.models import KeptPairBlock, utcnow
 
-VERSION_SCHEMA = pa.schema([("unique_id", pa.int64()), ("version", pa.int64())])
 #: Rows per block: some 10 MB of Parquet, so neither side holds two copies of everything.
 BLOCK_ROWS = 500_000
 
 
 def keep_pairs(
-    connection: Connection, model_version: int, pairs: pa.Table, versions: Mapping[int, int]
+    connection: Connection, model_version: int, pairs: pa.Table, versions: pa.Table
 ) -> None:
-    """Replace what is kept by `pairs` (PAIR_SCHEMA) and the `versions` they were scored at."""
+    """Replace what is kept by `pairs` (PAIR_SCHEMA) and the `versions` (VERSION_SCHEMA) they
+    were scored at."""
     connection.execute(delete(KeptPairBlock))
-    scored = pa.table(
-        [
-            pa.array(list(versions.keys()), pa.int64()),
-            pa.array(list(versions.values()), pa.int64()),
-        ],
-        schema=VERSION_SCHEMA,
-    )
     now = utcnow()
     for part, table in (
         ("pairs", pairs.select(PAIR_SCHEMA.names).cast(PAIR_SCHEMA)),
-        ("versions", scored),
+        ("versions", versions.select(VERSION_SCHEMA.names).cast(VERSION_SCHEMA)),
     ):
         for start in range(0, max(table.num_rows, 1), BLOCK_ROWS):
             block = table.slice(start, BLOCK_ROWS)
@@ -48,7 +39,7 @@ def keep_pairs(
             )
 
 
-def kept_pairs(connection: Connection) -> tuple[int, pa.Table, dict[int, int]] | None:
+def kept_pairs(connection: Connection) -> tuple[int, pa.Table, pa.Table] | None:
     """The model version, pairs and versions kept, or None if nothing is (or, never by
     design, blocks of several model versions are)."""
     parts: dict[str, list[pa.Table]] = {"pairs": [], "versions": []}
@@ -64,7 +55,4 @@ def kept_pairs(connection: Connection) -> tuple[int, pa.Table, dict[int, int]] |
         return None
     pairs = pa.concat_tables(parts["pairs"]).cast(PAIR_SCHEMA)
     versions = pa.concat_tables(parts["versions"]).cast(VERSION_SCHEMA)
-    scored = dict(
-        zip(versions["unique_id"].to_pylist(), versions["version"].to_pylist(), strict=True)
-    )
-    return models.pop(), pairs, scored
+    return models.pop(), pairs, versions

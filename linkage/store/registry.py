@@ -25,6 +25,7 @@ from sqlalchemy import (
 
 from linkage.contract import ENCODING_COLUMNS
 from linkage.identity.assignment import PriorIdentifier
+from linkage.model.incremental import VERSION_SCHEMA
 from linkage.pseudonymised_file import BATCH_SCHEMA
 from linkage.run import RegistrySnapshot, RunOutcome, ScoredState
 from linkage.store.bulk import (
@@ -217,9 +218,7 @@ def load_snapshot(connection: Connection) -> RegistrySnapshot:
     and event mark all describe the same moment."""
     mark = connection.scalar(select(func.max(Event.cursor))) or 0
     read, uncached = current_records(connection)
-    versions = dict(
-        zip(read["unique_id"].to_pylist(), read["current_version"].to_pylist(), strict=True)
-    )
+    versions = pa.table([read["unique_id"], read["current_version"]], schema=VERSION_SCHEMA)
     records = read.select(SNAPSHOT_SCHEMA.names)
     prior: dict[int, str] = {}
     ended: Any = Assignment.ended_at
@@ -270,9 +269,7 @@ def first_load_snapshot(load: PlannedLoad) -> RegistrySnapshot:
     versions = load.versions
     return RegistrySnapshot(
         records=versions.select(SNAPSHOT_SCHEMA.names).cast(SNAPSHOT_SCHEMA),
-        versions=dict(
-            zip(versions["unique_id"].to_pylist(), versions["version"].to_pylist(), strict=True)
-        ),
+        versions=versions.select(VERSION_SCHEMA.names).cast(VERSION_SCHEMA),
         event_mark=load.event_mark,
     )
 
