@@ -15,27 +15,31 @@ columns, a handful of passes for components of a few records.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+#: Each record's current CCI: `unique_id`, `cci`.
+PRIOR_SCHEMA = pa.schema([("unique_id", pa.int64()), ("cci", pa.string())])
+
 
 def affected_records(
-    records: Iterable[int],
-    prior_cci: Mapping[int, str],
+    records: pa.Array | pa.ChunkedArray,
+    prior: pa.Table,
     links: pa.Table,
     touched: Iterable[int],
 ) -> set[int]:
     """Records (of `records`) connected to `touched` by links (`unique_id_l`, `unique_id_r`)
-    or by sharing a current CCI (`prior_cci`), `touched` included."""
-    present = list(records)
-    holders = [uid for uid in present if uid in prior_cci]
-    uid_of = pa.array(holders, pa.int64())
-    cci_of = pa.array([prior_cci[uid] for uid in holders], pa.string())
+    or by sharing a current CCI (`prior`, PRIOR_SCHEMA), `touched` included."""
+    present = records.combine_chunks() if isinstance(records, pa.ChunkedArray) else records
+    holders = prior.filter(pc.is_in(prior["unique_id"], value_set=present))
+    uid_of = holders["unique_id"].combine_chunks()
+    cci_of = holders["cci"].combine_chunks()
     left, right = links["unique_id_l"], links["unique_id_r"]
-    known = set(present)
-    found = {uid for uid in touched if uid in known}
+    ordered = np.sort(present.to_numpy())
+    found = _among(ordered, set(touched))
     frontier = found
     while frontier:
         step = pa.array(sorted(frontier), pa.int64())
@@ -46,6 +50,16 @@ def affected_records(
             left.filter(pc.is_in(right, value_set=step)),
         ]
         frontier = {uid for part in reached for uid in part.to_pylist()} - found
-        frontier &= known
+        frontier = _among(ordered, frontier)
         found |= frontier
     return found
+
+
+def _among(ordered: np.ndarray, uids: set[int]) -> set[int]:
+    """Those of `uids` in `ordered` (sorted record keys): a binary search each, where an Arrow
+    `is_in` would hash the million keys again on every step."""
+    if not uids or not len(ordered):
+        return set()
+    wanted = np.fromiter(uids, np.int64, len(uids))
+    at = np.minimum(np.searchsorted(ordered, wanted), len(ordered) - 1)
+    return set(wanted[ordered[at] == wanted].tolist())

@@ -15,12 +15,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from linkage.affected import affected_records
+from linkage.affected import PRIOR_SCHEMA, affected_records
 from linkage.identity.assignment import AssignmentPlan, PriorIdentifier, assign_identifiers
 from linkage.identity.clustering import cluster_records
 from linkage.model.backend import release
@@ -65,7 +66,8 @@ class RegistrySnapshot:
     #: Each record's current version (VERSION_SCHEMA, by key): compared with the versions
     #: the kept pairs were scored at.
     versions: pa.Table = field(default_factory=VERSION_SCHEMA.empty_table)
-    prior_cci: dict[int, str] = field(default_factory=dict)
+    #: Each record's current CCI (PRIOR_SCHEMA), records no longer active included.
+    prior: pa.Table = field(default_factory=PRIOR_SCHEMA.empty_table)
     identifiers: dict[str, PriorIdentifier] = field(default_factory=dict)
     members_when_superseded: dict[str, tuple[str, frozenset[int]]] = field(default_factory=dict)
     must_link: list[tuple[int, int]] = field(default_factory=list)
@@ -79,6 +81,12 @@ class RegistrySnapshot:
     #: Versions read from the registry's rows because its columnar copy lacked them (stored
     #: in real time, or before the copy existed): the run's write adds them to the copy.
     uncached_versions: pa.Table | None = None
+
+    @cached_property
+    def prior_cci(self) -> dict[int, str]:
+        """`prior` as a dictionary: what a full run's assignment looks CCIs up in."""
+        ids, ccis = self.prior["unique_id"].to_pylist(), self.prior["cci"].to_pylist()
+        return dict(zip(ids, ccis, strict=True))
 
 
 @dataclass
@@ -162,6 +170,7 @@ def run_linkage(
 
     records = snapshot.records
     ids: list[int] = records["unique_id"].to_pylist()
+    ids_array = records["unique_id"]
     scorable = records.drop_columns(["source_kind"])
     scored = _score(
         snapshot, scorable, model, model_version, thresholds, prior, term_frequencies, db_api
@@ -174,8 +183,11 @@ def run_linkage(
         auto_pairs = pairs.filter(pc.greater_equal(pairs["match_weight"], thresholds.auto_link))
         scope = ids
         if not scored.update.full:
-            affected = pa.array(_affected(snapshot, ids, auto_pairs, scored.touched), pa.int64())
-            records = records.filter(pc.is_in(records["unique_id"], value_set=affected))
+            affected = pa.array(
+                sorted(_affected(snapshot, ids_array, auto_pairs, scored.touched)), pa.int64()
+            )
+            records = records.filter(pc.is_in(ids_array, value_set=affected))
+            auto_pairs = auto_pairs.filter(pc.is_in(auto_pairs["unique_id_l"], value_set=affected))
             scope = records["unique_id"].to_pylist()
         in_scope = set(scope)
         health_nhs = {
@@ -209,13 +221,23 @@ def run_linkage(
         )
         mark("cluster")
 
-        prior_cci = snapshot.prior_cci
-        if not scored.update.full:
-            prior_cci = {uid: prior_cci[uid] for uid in scope if uid in prior_cci}
+        # The CCIs of current records: those clustered again, and those left as they were.
+        held = snapshot.prior.filter(pc.is_in(snapshot.prior["unique_id"], value_set=ids_array))
+        again = pc.is_in(held["unique_id"], value_set=records["unique_id"])
+        untouched = set(pc.unique(held["cci"].filter(pc.invert(again))).to_pylist())
+        if scored.update.full:
+            prior_cci = snapshot.prior_cci
+            in_play = snapshot.identifiers
+        else:
+            scoped = held.filter(again)
+            prior_cci = dict(
+                zip(scoped["unique_id"].to_pylist(), scoped["cci"].to_pylist(), strict=True)
+            )
+            in_play = _identifiers_in_play(snapshot, held, prior_cci)
         plan = assign_identifiers(
             clustering.clusters,
             prior_cci,
-            _identifiers_in_play(snapshot, ids, prior_cci, full=scored.update.full),
+            in_play,
             members_when_superseded=snapshot.members_when_superseded,
         )
         anchored = [any(uid in health_nhs for uid in members) for members in clustering.clusters]
@@ -224,7 +246,6 @@ def run_linkage(
             for cci, flag in zip(plan.cci_of_cluster, anchored, strict=True)
             if cci in snapshot.identifiers and snapshot.identifiers[cci].nhs_anchored != flag
         ]
-        untouched = set(map(snapshot.prior_cci.__getitem__, set(ids) - in_scope))
         mark("assign")
 
         cci_now = {
@@ -234,18 +255,15 @@ def run_linkage(
         # between different clusters was refused: so both kinds of item follow from the CCIs,
         # in re-clustered and untouched components alike.
         decided = {frozenset(p) for p in snapshot.must_link + snapshot.cannot_link}
+        apart = _across_identifiers(pairs, cci_now, held)
         review = []
         for a, b, weight, chance in zip(
-            pairs["unique_id_l"].to_pylist(),
-            pairs["unique_id_r"].to_pylist(),
-            pairs["match_weight"].to_pylist(),
-            pairs["match_probability"].to_pylist(),
+            apart["unique_id_l"].to_pylist(),
+            apart["unique_id_r"].to_pylist(),
+            apart["match_weight"].to_pylist(),
+            apart["match_probability"].to_pylist(),
             strict=True,
         ):
-            if (cci_now.get(a) or snapshot.prior_cci[a]) == (
-                cci_now.get(b) or snapshot.prior_cci[b]
-            ):
-                continue
             if decided and frozenset((a, b)) in decided:
                 continue
             reason = "review_band" if weight < thresholds.auto_link else "nhs_conflict"
@@ -273,8 +291,7 @@ def run_linkage(
         "retired": len(plan.retired),
         "reassigned_records": len(plan.reassigned),
         "review_items": len(review),
-        "nhs_anchored_clusters": sum(anchored)
-        + sum(1 for c in untouched if snapshot.identifiers[c].nhs_anchored),
+        "nhs_anchored_clusters": sum(anchored) + _anchored_among(snapshot, untouched),
         "seconds": seconds,
     }
     return RunOutcome(
@@ -290,20 +307,23 @@ def run_linkage(
 
 
 def _affected(
-    snapshot: RegistrySnapshot, ids: list[int], auto_pairs: pa.Table, touched: list[int]
+    snapshot: RegistrySnapshot, present: pa.ChunkedArray, auto_pairs: pa.Table, touched: list[int]
 ) -> set[int]:
     """The records an incremental run clusters again (`linkage.affected`): `touched` (new or
     changed, or paired with one or with a record gone), decided on, without a CCI, or sharing
     a CCI with a record no longer current; then all records linked to those or sharing their
     CCIs."""
-    # Set operations and `map` over the million records, not Python loops: an incremental
-    # run pays for these on every record however small its delivery.
-    present, prior = set(ids), snapshot.prior_cci
-    decided = {uid for pair in snapshot.must_link + snapshot.cannot_link for uid in pair}
-    orphaned = set(map(prior.__getitem__, prior.keys() - present))
-    starts = set(touched) | decided | (present - prior.keys())
-    if orphaned:
-        starts.update(uid for uid in ids if prior.get(uid) in orphaned)
+    # Arrow filters over the million records, not Python loops: an incremental run pays for
+    # these on every record however small its delivery.
+    prior = snapshot.prior
+    current = pc.is_in(prior["unique_id"], value_set=present)
+    orphaned = pc.unique(prior["cci"].filter(pc.invert(current)))
+    without = present.filter(pc.invert(pc.is_in(present, value_set=prior["unique_id"])))
+    starts = set(touched) | set(without.to_pylist())
+    starts.update(uid for pair in snapshot.must_link + snapshot.cannot_link for uid in pair)
+    if len(orphaned):
+        sharing = pc.and_(current, pc.is_in(prior["cci"], value_set=orphaned))
+        starts.update(prior["unique_id"].filter(sharing).to_pylist())
     must = pa.table(
         {
             "unique_id_l": pa.array([a for a, _ in snapshot.must_link], pa.int64()),
@@ -311,20 +331,41 @@ def _affected(
         }
     )
     edges = pa.concat_tables([auto_pairs.select(["unique_id_l", "unique_id_r"]), must])
-    return affected_records(ids, snapshot.prior_cci, edges, starts)
+    return affected_records(present, prior, edges, starts)
 
 
 def _identifiers_in_play(
-    snapshot: RegistrySnapshot, ids: list[int], prior_cci: dict[int, str], *, full: bool
+    snapshot: RegistrySnapshot, held: pa.Table, prior_cci: dict[int, str]
 ) -> dict[str, PriorIdentifier]:
-    """The active CCIs an assignment decides on: all of them in a full run; else those held
-    by the records clustered again, and those no current record holds (to be retired)."""
-    if full:
-        return snapshot.identifiers
-    held = set(map(snapshot.prior_cci.get, ids))
-    held.discard(None)
-    wanted = set(prior_cci.values()) | (snapshot.identifiers.keys() - held)
+    """The active CCIs an incremental run's assignment decides on: those held by the records
+    clustered again (`prior_cci`), and those no current record holds (`held`: the current
+    records' CCIs), to be retired."""
+    unheld = snapshot.identifiers.keys() - set(pc.unique(held["cci"]).to_pylist())
+    wanted = set(prior_cci.values()) | unheld
     return {cci: snapshot.identifiers[cci] for cci in wanted if cci in snapshot.identifiers}
+
+
+def _anchored_among(snapshot: RegistrySnapshot, ccis: set[str]) -> int:
+    """How many of these active CCIs are NHS-anchored: one pass over the identifiers and a
+    set intersection, not a look-up per CCI."""
+    if not ccis:
+        return 0
+    return len(ccis & {c for c, held in snapshot.identifiers.items() if held.nhs_anchored})
+
+
+def _across_identifiers(pairs: pa.Table, cci_now: dict[int, str], held: pa.Table) -> pa.Table:
+    """The pairs whose records hold different CCIs after the run: this run's CCI for records
+    it clustered (`cci_now`), the one they held (`held`) for the rest."""
+    now = pa.table(
+        [pa.array(list(cci_now), pa.int64()), pa.array(list(cci_now.values()), pa.string())],
+        schema=PRIOR_SCHEMA,
+    )
+    kept = held.filter(pc.invert(pc.is_in(held["unique_id"], value_set=now["unique_id"])))
+    every = pa.concat_tables([now, kept.cast(PRIOR_SCHEMA)]).combine_chunks()
+    uids, ccis = every["unique_id"].chunk(0), every["cci"].chunk(0)
+    left = ccis.take(pc.index_in(pairs["unique_id_l"], value_set=uids))
+    right = ccis.take(pc.index_in(pairs["unique_id_r"], value_set=uids))
+    return pairs.filter(pc.fill_null(pc.not_equal(left, right), True))
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from linkage.affected import affected_records
+from linkage.affected import PRIOR_SCHEMA, affected_records
 
 
 def links(*pairs: tuple[int, int]) -> pa.Table:
@@ -14,15 +14,23 @@ def links(*pairs: tuple[int, int]) -> pa.Table:
     )
 
 
+def held(prior: dict[int, str]) -> pa.Table:
+    return pa.table([list(prior), list(prior.values())], schema=PRIOR_SCHEMA)
+
+
+def ids(*uids: int) -> pa.Array:
+    return pa.array(uids, pa.int64())
+
+
 def test_closure_follows_links_and_shared_identifiers_but_nothing_else() -> None:
-    prior = {1: "A", 2: "A", 3: "B", 4: "C", 5: "C", 6: "D", 7: "E"}
+    prior = held({1: "A", 2: "A", 3: "B", 4: "C", 5: "C", 6: "D", 7: "E"})
     # 1-2 share A; 2 links to 3 (B); 4 and 5 share C, 5 links to 6; 7 stands alone.
-    found = affected_records(range(1, 8), prior, links((2, 3), (5, 6)), touched=[1])
+    found = affected_records(ids(*range(1, 8)), prior, links((2, 3), (5, 6)), touched=[1])
     assert found == {1, 2, 3}
-    assert affected_records(range(1, 8), prior, links((2, 3), (5, 6)), touched=[6]) == {4, 5, 6}
-    assert affected_records(range(1, 8), prior, links(), touched=[7, 99]) == {7}
+    assert affected_records(ids(*range(1, 8)), prior, links((2, 3), (5, 6)), touched=[6]) == {4, 5, 6}
+    assert affected_records(ids(*range(1, 8)), prior, links(), touched=[7, 99]) == {7}
 
 
 def test_a_record_without_an_identifier_reaches_through_its_links() -> None:
-    prior = {1: "A", 2: "A"}
-    assert affected_records([1, 2, 3], prior, links((3, 2)), touched=[3]) == {1, 2, 3}
+    prior = held({1: "A", 2: "A"})
+    assert affected_records(ids(1, 2, 3), prior, links((3, 2)), touched=[3]) == {1, 2, 3}

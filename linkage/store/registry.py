@@ -23,6 +23,7 @@ from sqlalchemy import (
     update,
 )
 
+from linkage.affected import PRIOR_SCHEMA
 from linkage.contract import ENCODING_COLUMNS
 from linkage.identity.assignment import PriorIdentifier
 from linkage.model.incremental import VERSION_SCHEMA
@@ -220,7 +221,6 @@ def load_snapshot(connection: Connection) -> RegistrySnapshot:
     read, uncached = current_records(connection)
     versions = pa.table([read["unique_id"], read["current_version"]], schema=VERSION_SCHEMA)
     records = read.select(SNAPSHOT_SCHEMA.names)
-    prior: dict[int, str] = {}
     ended: Any = Assignment.ended_at
     if connection.dialect.name == "sqlite":
         # A unary plus keeps SQLite off the index of current assignments: walking it costs a
@@ -228,8 +228,7 @@ def load_snapshot(connection: Connection) -> RegistrySnapshot:
         # against 1.1 s).
         ended = literal_column("+assignments.ended_at")
     current = select(Assignment.record_pk, Assignment.cci).where(ended.is_(None))
-    for rows in _driver_rows(connection, current):
-        prior.update(rows)
+    prior = _arrow_rows(connection, current, PRIOR_SCHEMA)
     identifiers = {}
     active = select(Identifier.cci, Identifier.created_at, Identifier.nhs_anchored).where(
         Identifier.status == "active"
@@ -251,7 +250,7 @@ def load_snapshot(connection: Connection) -> RegistrySnapshot:
     return RegistrySnapshot(
         records=records,
         versions=versions,
-        prior_cci=prior,
+        prior=prior,
         identifiers=identifiers,
         members_when_superseded=_superseded_members(connection),
         must_link=must,
