@@ -33,6 +33,7 @@ from linkage.model.training import MIN_RECORDS_FOR_TRAINING, train_model
 from linkage.run import (
     RegistrySnapshot,
     RunOutcome,
+    ScoredState,
     Thresholds,
     collector_paused,
     run_linkage,
@@ -52,7 +53,11 @@ from linkage.store.registry import (
     load_snapshot,
     start_run,
 )
-from linkage.store.term_frequencies import freeze_frequencies, load_frequencies
+from linkage.store.term_frequencies import (
+    TermFrequencyTables,
+    freeze_frequencies,
+    load_frequencies,
+)
 from linkage.store.version_blocks import store_blocks
 from linkage.waterfall import count_frequencies
 
@@ -211,7 +216,11 @@ def link_registry(
     timed = _Clock(stage)
     # A large ingest may have left real-time matching's look-up indexes to this run
     # (`cci link --input`): they are built on a thread while it loads, trains and scores.
-    with building_lookup_indexes(engine) as lookup_indexes_built:
+    with (
+        building_lookup_indexes(engine) as lookup_indexes_built,
+        ThreadPoolExecutor(1, thread_name_prefix="cci-read-ahead") as pool,
+    ):
+        reading = pool.submit(_read_ahead, engine)
         with collector_paused(), snapshot_transaction(engine) as connection:
             snapshot = load_snapshot(connection)
         timed("load")
@@ -220,11 +229,12 @@ def link_registry(
         timed("model")
         run_id = _claim_run(engine, version)
         with _failed_if_raises(engine, run_id):
-            with collector_paused(), engine.connect() as connection:
-                prior = load_scored_state(connection)
-            frequencies = freeze_snapshot_frequencies(
-                engine, version, compiled_model(choice.settings).tf_columns, snapshot.records
-            )
+            ahead = reading.result()
+            prior, frequencies = ahead.prior, ahead.frequencies
+            if frequencies is None or ahead.model_version != version:
+                frequencies = freeze_snapshot_frequencies(
+                    engine, version, compiled_model(choice.settings).tf_columns, snapshot.records
+                )
             timed("kept_pairs")
             outcome = run_linkage(
                 snapshot,
@@ -242,6 +252,33 @@ def link_registry(
                 timed("lookup_indexes")  # what was left of building them
             _write_outcome(engine, run_id, outcome, snapshot, thresholds, timed)
         return LinkReport(run_id, version, source, outcome.stats)
+
+
+@dataclass
+class _ReadAhead:
+    """What a run over a registry that has been linked before reads besides its snapshot."""
+
+    #: The active model's version, and its frozen term frequencies (None if none yet).
+    model_version: int | None
+    frequencies: TermFrequencyTables | None
+    #: The pairs earlier runs kept.
+    prior: ScoredState | None
+
+
+def _read_ahead(engine: Engine) -> _ReadAhead:
+    """Read while the snapshot loads (Parquet decoding, driver fetches: on the core the
+    snapshot's reading leaves idle), in a snapshot of its own. Kept pairs read before the run
+    is claimed may be older or newer than the snapshot; either way they hold scores of the
+    record versions they name, and the run scores again every record whose version differs
+    (`linkage.run`). Frozen frequencies never change once frozen."""
+    with snapshot_transaction(engine) as connection:
+        prior = load_scored_state(connection)
+        found = active_model(connection)
+        if found is None:
+            return _ReadAhead(None, None, prior)
+        version, settings, _ = found
+        compiled_model(settings)  # made once per process: the run needs it next
+        return _ReadAhead(version, load_frequencies(connection, version), prior)
 
 
 def link_files(
