@@ -27,7 +27,11 @@ def test_closure_follows_links_and_shared_identifiers_but_nothing_else() -> None
     # 1-2 share A; 2 links to 3 (B); 4 and 5 share C, 5 links to 6; 7 stands alone.
     found = affected_records(ids(*range(1, 8)), prior, links((2, 3), (5, 6)), touched=[1])
     assert found == {1, 2, 3}
-    assert affected_records(ids(*range(1, 8)), prior, links((2, 3), (5, 6)), touched=[6]) == {4, 5, 6}
+    assert affected_records(ids(*range(1, 8)), prior, links((2, 3), (5, 6)), touched=[6]) == {
+        4,
+        5,
+        6,
+    }
     assert affected_records(ids(*range(1, 8)), prior, links(), touched=[7, 99]) == {7}
 
 
