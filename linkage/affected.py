@@ -21,6 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from linkage.identity.clustering import KeyPositions
+
 #: Each record's current CCI: `unique_id`, `cci`.
 PRIOR_SCHEMA = pa.schema([("unique_id", pa.int64()), ("cci", pa.string())])
 
@@ -38,8 +40,9 @@ def affected_records(
     uid_of = holders["unique_id"].combine_chunks()
     cci_of = holders["cci"].combine_chunks()
     left, right = links["unique_id_l"], links["unique_id_r"]
-    ordered = np.sort(present.to_numpy())
-    found = _among(ordered, set(touched))
+    # Membership by binary search: Arrow's is_in would hash the million keys on every step.
+    keys = KeyPositions(present.to_numpy())
+    found = _among(keys, set(touched))
     frontier = found
     while frontier:
         step = pa.array(sorted(frontier), pa.int64())
@@ -50,16 +53,12 @@ def affected_records(
             left.filter(pc.is_in(right, value_set=step)),
         ]
         frontier = {uid for part in reached for uid in part.to_pylist()} - found
-        frontier = _among(ordered, frontier)
+        frontier = _among(keys, frontier)
         found |= frontier
     return found
 
 
-def _among(ordered: np.ndarray, uids: set[int]) -> set[int]:
-    """Those of `uids` in `ordered` (sorted record keys): a binary search each, where an Arrow
-    `is_in` would hash the million keys again on every step."""
-    if not uids or not len(ordered):
-        return set()
+def _among(keys: KeyPositions, uids: set[int]) -> set[int]:
+    """Those of `uids` among `keys`."""
     wanted = np.fromiter(uids, np.int64, len(uids))
-    at = np.minimum(np.searchsorted(ordered, wanted), len(ordered) - 1)
-    return set(wanted[ordered[at] == wanted].tolist())
+    return set(wanted[keys.positions(wanted) >= 0].tolist())
