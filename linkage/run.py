@@ -169,8 +169,7 @@ def run_linkage(
             stage(name)
 
     records = snapshot.records
-    ids: list[int] = records["unique_id"].to_pylist()
-    ids_array = records["unique_id"]
+    ids = records["unique_id"]
     scorable = records.drop_columns(["source_kind"])
     scored = _score(
         snapshot, scorable, model, model_version, thresholds, prior, term_frequencies, db_api
@@ -181,14 +180,13 @@ def run_linkage(
 
     with collector_paused():
         auto_pairs = pairs.filter(pc.greater_equal(pairs["match_weight"], thresholds.auto_link))
-        scope = ids
         if not scored.update.full:
             affected = pa.array(
-                sorted(_affected(snapshot, ids_array, auto_pairs, scored.touched)), pa.int64()
+                sorted(_affected(snapshot, ids, auto_pairs, scored.touched)), pa.int64()
             )
-            records = records.filter(pc.is_in(ids_array, value_set=affected))
+            records = records.filter(pc.is_in(ids, value_set=affected))
             auto_pairs = auto_pairs.filter(pc.is_in(auto_pairs["unique_id_l"], value_set=affected))
-            scope = records["unique_id"].to_pylist()
+        scope: list[int] = records["unique_id"].to_pylist()
         in_scope = set(scope)
         health_nhs = {
             uid: nhs
@@ -222,7 +220,7 @@ def run_linkage(
         mark("cluster")
 
         # The CCIs of current records: those clustered again, and those left as they were.
-        held = snapshot.prior.filter(pc.is_in(snapshot.prior["unique_id"], value_set=ids_array))
+        held = snapshot.prior.filter(pc.is_in(snapshot.prior["unique_id"], value_set=ids))
         again = pc.is_in(held["unique_id"], value_set=records["unique_id"])
         untouched = set(pc.unique(held["cci"].filter(pc.invert(again))).to_pylist())
         if scored.update.full:
