@@ -29,16 +29,16 @@ PRIOR_SCHEMA = pa.schema([("unique_id", pa.int64()), ("cci", pa.string())])
 
 def affected_records(
     records: pa.Array | pa.ChunkedArray,
-    prior: pa.Table,
+    held: pa.Table,
     links: pa.Table,
     touched: Iterable[int],
 ) -> set[int]:
     """Records (of `records`) connected to `touched` by links (`unique_id_l`, `unique_id_r`)
-    or by sharing a current CCI (`prior`, PRIOR_SCHEMA), `touched` included."""
+    or by sharing a current CCI, `touched` included. `held` (PRIOR_SCHEMA) is the CCI of each
+    record of `records` that holds one."""
     present = records.combine_chunks() if isinstance(records, pa.ChunkedArray) else records
-    holders = prior.filter(pc.is_in(prior["unique_id"], value_set=present))
-    uid_of = holders["unique_id"].combine_chunks()
-    cci_of = holders["cci"].combine_chunks()
+    uid_of = held["unique_id"].combine_chunks()
+    cci_of = held["cci"].combine_chunks()
     left, right = links["unique_id_l"], links["unique_id_r"]
     # Membership by binary search: Arrow's is_in would hash the million keys on every step.
     keys = KeyPositions(present.to_numpy())

@@ -179,10 +179,13 @@ def run_linkage(
     mark("score")
 
     with collector_paused():
+        # Which current assignments are of current records (the rest: records withdrawn since).
+        current = pc.is_in(snapshot.prior["unique_id"], value_set=ids)
+        held = snapshot.prior.filter(current)
         auto_pairs = pairs.filter(pc.greater_equal(pairs["match_weight"], thresholds.auto_link))
         if not scored.update.full:
             affected = pa.array(
-                sorted(_affected(snapshot, ids, auto_pairs, scored.touched)), pa.int64()
+                sorted(_affected(snapshot, ids, current, auto_pairs, scored.touched)), pa.int64()
             )
             records = records.filter(pc.is_in(ids, value_set=affected))
             auto_pairs = auto_pairs.filter(pc.is_in(auto_pairs["unique_id_l"], value_set=affected))
@@ -220,7 +223,6 @@ def run_linkage(
         mark("cluster")
 
         # The CCIs of current records: those clustered again, and those left as they were.
-        held = snapshot.prior.filter(pc.is_in(snapshot.prior["unique_id"], value_set=ids))
         again = pc.is_in(held["unique_id"], value_set=records["unique_id"])
         untouched = set(pc.unique(held["cci"].filter(pc.invert(again))).to_pylist())
         if scored.update.full:
@@ -305,23 +307,26 @@ def run_linkage(
 
 
 def _affected(
-    snapshot: RegistrySnapshot, present: pa.ChunkedArray, auto_pairs: pa.Table, touched: list[int]
+    snapshot: RegistrySnapshot,
+    present: pa.ChunkedArray,
+    current: pa.ChunkedArray,
+    auto_pairs: pa.Table,
+    touched: list[int],
 ) -> set[int]:
     """The records an incremental run clusters again (`linkage.affected`): `touched` (new or
     changed, or paired with one or with a record gone), decided on, without a CCI, or sharing
     a CCI with a record no longer current; then all records linked to those or sharing their
-    CCIs."""
+    CCIs. `current` marks the snapshot's assignments of `present` records."""
     # Arrow filters over the million records, not Python loops: an incremental run pays for
     # these on every record however small its delivery.
-    prior = snapshot.prior
-    current = pc.is_in(prior["unique_id"], value_set=present)
-    orphaned = pc.unique(prior["cci"].filter(pc.invert(current)))
-    without = present.filter(pc.invert(pc.is_in(present, value_set=prior["unique_id"])))
+    held = snapshot.prior.filter(current)
+    orphaned = pc.unique(snapshot.prior["cci"].filter(pc.invert(current)))
+    without = present.filter(pc.invert(pc.is_in(present, value_set=held["unique_id"])))
     starts = set(touched) | set(without.to_pylist())
     starts.update(uid for pair in snapshot.must_link + snapshot.cannot_link for uid in pair)
     if len(orphaned):
-        sharing = pc.and_(current, pc.is_in(prior["cci"], value_set=orphaned))
-        starts.update(prior["unique_id"].filter(sharing).to_pylist())
+        sharing = pc.is_in(held["cci"], value_set=orphaned)
+        starts.update(held["unique_id"].filter(sharing).to_pylist())
     must = pa.table(
         {
             "unique_id_l": pa.array([a for a, _ in snapshot.must_link], pa.int64()),
@@ -329,7 +334,7 @@ def _affected(
         }
     )
     edges = pa.concat_tables([auto_pairs.select(["unique_id_l", "unique_id_r"]), must])
-    return affected_records(present, prior, edges, starts)
+    return affected_records(present, held, edges, starts)
 
 
 def _identifiers_in_play(
