@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from sqlalchemy import Connection, Engine, select, update
 from linkage.decisions import reapply_decisions
 from linkage.errors import CCIError
 from linkage.match import Matcher
-from linkage.model.backend import engine_api
+from linkage.model.backend import engine_api, set_threads
 from linkage.model.default import default_model
 from linkage.model.realtime import compiled_model
 from linkage.model.training import MIN_RECORDS_FOR_TRAINING, train_model
@@ -134,10 +135,11 @@ class _ModelChoice:
 
 
 def _choose_model(
-    engine: Engine, records: Any, stage: Stage | None, link_engine: str | None = None
+    engine: Engine, records: Any, stage: Stage | None, new_api: Callable[[], Any]
 ) -> _ModelChoice:
-    """The active model; else one trained on `records` when they are enough for EM; else the
-    default shipped with the package. Writes nothing (`_saved` does)."""
+    """The active model; else one trained on `records` (on a backend from `new_api`) when
+    they are enough for EM; else the default shipped with the package. Writes nothing
+    (`_saved` does)."""
     with engine.connect() as connection:
         found = active_model(connection)
     if found is not None:
@@ -146,7 +148,7 @@ def _choose_model(
     if records.num_rows >= MIN_RECORDS_FOR_TRAINING:
         if stage:
             stage("train")
-        trained = train_model(records.drop_columns(["source_kind"]), db_api=engine_api(link_engine))
+        trained = train_model(records.drop_columns(["source_kind"]), db_api=new_api())
         return _ModelChoice(
             trained.settings, None, trained.summary, "trained on this registry (v{version})"
         )
@@ -224,7 +226,7 @@ def link_registry(
         with collector_paused(), snapshot_transaction(engine) as connection:
             snapshot = load_snapshot(connection)
         timed("load")
-        choice = _choose_model(engine, snapshot.records, stage, link_engine)
+        choice = _choose_model(engine, snapshot.records, stage, lambda: engine_api(link_engine))
         version, source = _saved(engine, choice)
         timed("model")
         run_id = _claim_run(engine, version)
@@ -351,7 +353,8 @@ def _link_first_load(
     timed = _Clock(stage)
     snapshot = first_load_snapshot(load)
     timed("load")
-    choice = _choose_model(engine, snapshot.records, stage, link_engine)
+    cores = _CoreShare(ingesting, link_engine)
+    choice = _choose_model(engine, snapshot.records, stage, cores.new_api)
     timed("model")
     columns = compiled_model(choice.settings).tf_columns
     frozen = None
@@ -366,7 +369,7 @@ def _link_first_load(
         thresholds,
         model_version=choice.version or 0,
         term_frequencies=frequencies,
-        db_api=engine_api(link_engine),
+        db_api=cores.new_api(),
         stage=stage,
     )
     timed.seconds.update(outcome.stats["seconds"])
@@ -384,6 +387,32 @@ def _link_first_load(
         freeze_frequencies(engine, version, columns, count=lambda: frequencies)
         _write_outcome(engine, run_id, outcome, snapshot, thresholds, timed)
     return LinkReport(run_id, version, source, outcome.stats)
+
+
+class _CoreShare:
+    """Splink's backends for a run beside a first load's ingest: one DuckDB thread each while
+    the ingest writes (one core, mostly SQLite's or PostgreSQL's client), all of them once it
+    is done. With a thread per core DuckDB took the writer's core in turns: on 1M records the
+    ingest took 38 s instead of 32 s, the critical path, for 1.4 s less scoring."""
+
+    def __init__(self, ingesting: Future[IngestSummary], link_engine: str | None) -> None:
+        self.link_engine = link_engine
+        self.ingesting = ingesting
+        self.lock = threading.Lock()
+        self.apis: weakref.WeakSet[Any] = weakref.WeakSet()  # not kept alive by this
+        ingesting.add_done_callback(self._ingest_done)
+
+    def new_api(self) -> Any:
+        with self.lock:  # the callback sees it in `apis`, or it is made after the ingest
+            api = engine_api(self.link_engine, threads=None if self.ingesting.done() else 1)
+            self.apis.add(api)
+        return api
+
+    def _ingest_done(self, _: Future[IngestSummary]) -> None:
+        with self.lock:
+            apis = list(self.apis)
+        for api in apis:
+            set_threads(api, None)
 
 
 def _default_thresholds() -> Thresholds:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,17 @@ def test_an_ingest_failing_after_the_hand_over_drops_the_run(
         assert not [t for t in threading.enumerate() if t.name.startswith("cci-ingest")]
     finally:
         engine.dispose()
+
+
+def _threads(api: Any) -> int:
+    return int(api.duckdb_con.execute("SELECT current_setting('threads')").fetchone()[0])
+
+
+def test_splink_runs_on_one_thread_while_a_first_load_is_written() -> None:
+    ingesting: Future[Any] = Future()
+    cores = link_module._CoreShare(ingesting, "duckdb")
+    during = cores.new_api()
+    assert _threads(during) == 1  # the other core is the ingest's
+    ingesting.set_result(None)
+    after = cores.new_api()
+    assert _threads(during) == _threads(after) > 1  # every core once the ingest is done

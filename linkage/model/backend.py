@@ -32,19 +32,34 @@ def duckdb_api(*, memory_limit: str | None = None, threads: int | None = None) -
     return DuckDBAPI(connection)
 
 
-def engine_api(engine: str | None = None) -> Any:
+def engine_api(engine: str | None = None, *, threads: int | None = None) -> Any:
     """A Splink backend for `engine` (default CCI_LINK_ENGINE): "duckdb" or "spark".
 
+    `threads` caps DuckDB's (`set_threads`); a Spark session keeps its own.
     Spark is imported only when asked for: `pyspark` is an optional extra.
     """
     engine = engine or linkage_settings().link_engine
     if engine == "duckdb":
-        return duckdb_api()
+        return duckdb_api(threads=threads)
     if engine == "spark":
         from linkage.model.spark import spark_api
 
         return spark_api()
     raise ValueError(f"unknown linkage engine {engine!r} (choose from {', '.join(ENGINES)})")
+
+
+def set_threads(db_api: Any, threads: int | None) -> None:
+    """Cap a DuckDB backend's threads (None: back to one per core). Callable from any thread,
+    even while a query runs (through a cursor of its own), and after `release` (then it does
+    nothing); a Spark backend is left as it is."""
+    if not isinstance(db_api, DuckDBAPI):
+        return
+    try:
+        cursor = db_api.duckdb_con.cursor()
+    except duckdb.ConnectionException:  # released: nothing left to run
+        return
+    with cursor:
+        cursor.execute(f"SET threads = {int(threads)}" if threads else "RESET threads")
 
 
 def release(db_api: Any) -> None:
