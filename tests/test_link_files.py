@@ -4,6 +4,7 @@ exactly where ingesting and then linking would; anything else goes one step afte
 from __future__ import annotations
 
 import csv
+import json
 import threading
 import time
 from concurrent.futures import Future
@@ -269,3 +270,46 @@ def test_splink_runs_on_one_thread_while_a_first_load_is_written() -> None:
     ingesting.set_result(None)
     after = cores.new_api()
     assert _threads(during) == _threads(after) > 1  # every core once the ingest is done
+
+
+@pytest.mark.slow
+def test_a_first_load_trains_its_model_on_the_rows_as_read(
+    sqlite_url: str, other_db_url: str, delivery: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(link_module, "MIN_RECORDS_FOR_TRAINING", 500)
+    pipelined = make_engine(sqlite_url)
+    try:
+        summary, report = link_files(pipelined, [delivery[0]])
+        assert report.model_source == "trained on this registry (v1)"
+        assert "plan" in report.stats["seconds"]  # the model was trained before the plan came
+        trained = _model(pipelined)
+    finally:
+        pipelined.dispose()
+    sequential = make_engine(other_db_url)
+    try:
+        ingest_files(sequential, [delivery[0]])
+        link_registry(sequential)
+        expected = _model(sequential)
+    finally:
+        sequential.dispose()
+    assert trained["summary"]["records"] == summary.rows_read
+    # The same model as trained on the records once written, to the last bits of a double.
+    assert _parameters(trained["settings"]) == pytest.approx(_parameters(expected["settings"]))
+
+
+def _parameters(settings: dict[str, Any]) -> list[float]:
+    """λ and every level's m and u."""
+    found = [settings["probability_two_random_records_match"]]
+    for comparison in settings["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            found += [level.get("m_probability", -1.0), level.get("u_probability", -1.0)]
+    return found
+
+
+def _model(engine: Engine) -> dict[str, Any]:
+    with engine.connect() as c:
+        settings, summary = c.execute(
+            text("SELECT settings_json, summary_json FROM models WHERE version = 1")
+        ).one()
+    loads = (lambda v: v) if isinstance(settings, dict) else json.loads
+    return {"settings": loads(settings), "summary": loads(summary)}

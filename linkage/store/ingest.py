@@ -38,7 +38,7 @@ from sqlalchemy import (
 
 from linkage.contract import CLEAR_COLUMNS, ENCODING_COLUMNS, ENCODING_VERSION
 from linkage.errors import IngestStopped, UnknownKeyError, UnusableInputError
-from linkage.pseudonymised_file import PseudonymisedFile
+from linkage.pseudonymised_file import BATCH_SCHEMA, PseudonymisedFile
 from linkage.store.bulk import (
     DeferredForeignKeys,
     DeferredIndexes,
@@ -119,6 +119,7 @@ def ingest_files(
     progress: Progress | None = None,
     lookup_indexes_later: bool = False,
     planned: Callable[[PlannedLoad], None] | None = None,
+    read: Callable[[pa.Table], None] | None = None,
     stop: threading.Event | None = None,
 ) -> IngestSummary:
     """Ingest pseudonymised files in order, in one transaction (migrating the registry first).
@@ -135,6 +136,9 @@ def ingest_files(
     calling thread, which `planned` must not hold up). A first load handed over builds its
     look-up indexes before commit whatever `lookup_indexes_later` says: the run is busy with
     its own work meanwhile. Otherwise `planned` is never called.
+
+    `read`: with `planned`, a first load hands it every row once all are read and checked,
+    before planning them (`ROWS_READ_SCHEMA`): what a model can be trained on meanwhile.
 
     `stop`: checked before each batch is planned or written and each index is made; once it
     is set, the call raises IngestStopped and keeps nothing (the run it was feeding failed).
@@ -161,7 +165,18 @@ def ingest_files(
         if first_load:
             assert planned is not None
             mark = connection.scalar(select(func.max(Event.cursor))) or 0
-            plans = [plan for plan, _ in _planned_batches(load, files, progress, first_load=True)]
+            batches = []
+            for file, batch, _ in _read_batches(load, files, progress):
+                _check_batch(connection, file, batch, summary)
+                batches.append((file, batch))
+            if read is not None:
+                read(_rows_as_read([batch for _, batch in batches]))
+            plans = []
+            while batches:  # each batch dropped once planned
+                file, batch = batches.pop(0)
+                plan = load.plan(file, batch, first_load=True)
+                if plan is not None:
+                    plans.append(plan)
             load.unwritten.clear()  # what it was for is done; the run needs the memory more
             load.rows_expected = summary.rows_read
             planned(_planned_load(connection, plans, int(mark)))
@@ -170,7 +185,7 @@ def ingest_files(
                 load.check_stop()
                 load.write(plans.pop())
         else:
-            for plan, rows_expected in _planned_batches(load, files, progress, first_load=False):
+            for plan, rows_expected in _planned_batches(load, files, progress):
                 load.rows_expected = rows_expected
                 load.write(plan)
         for upkeep in load.deferred:
@@ -200,23 +215,52 @@ def _empty(connection: Connection) -> bool:
 
 
 def _planned_batches(
-    load: _Load, files: list[PseudonymisedFile], progress: Progress | None, *, first_load: bool
+    load: _Load, files: list[PseudonymisedFile], progress: Progress | None
 ) -> Iterator[tuple[_BatchPlan, int]]:
     """Each batch's plan, and the rows the whole call is expected to read (extrapolated from
     the bytes read so far), which decides whether indexes are deferred."""
+    for file, batch, expected in _read_batches(load, files, progress):
+        plan = load.plan(file, batch, first_load=False)
+        if plan is not None:
+            yield plan, expected
+
+
+def _read_batches(
+    load: _Load, files: list[PseudonymisedFile], progress: Progress | None
+) -> Iterator[tuple[PseudonymisedFile, pa.Table, int]]:
+    """Each batch of each file, and the rows the whole call is expected to read (from the
+    rows and bytes read so far), reporting progress once the batch has been dealt with."""
     total = sum(f.size for f in files)
     done_before = 0
+    rows = 0
     for file in files:
         for batch in file.batches():
             done = max(done_before + file.bytes_read, 1)
-            expected = (load.summary.rows_read + batch.num_rows) * max(total, done) // done
-            plan = load.plan(file, batch, first_load=first_load)
-            if plan is not None:
-                yield plan, expected
+            rows += batch.num_rows
+            yield file, batch, rows * max(total, done) // done
             if progress is not None:
                 progress(min(done, total), total)
         done_before += file.size
         load.summary.files += 1
+
+
+#: A first load's rows as read (`ingest_files(read=...)`): the columns a model is trained on,
+#: `unique_id` the row's position from 1, which is the key its record gets unless the load
+#: gives a record twice (it is then there twice). Random sampling draws by key: with the same
+#: keys a model trained on these is the one trained on the records once written.
+ROWS_READ_SCHEMA = pa.schema(
+    [("unique_id", pa.int64()), BATCH_SCHEMA.field("sex")]
+    + [BATCH_SCHEMA.field(c.name) for c in ENCODING_COLUMNS]
+)
+
+
+def _rows_as_read(batches: list[pa.Table]) -> pa.Table:
+    """`batches` as ROWS_READ_SCHEMA: the same buffers, no copy but the positions."""
+    if not batches:
+        return ROWS_READ_SCHEMA.empty_table()
+    table = pa.concat_tables([batch.select(ROWS_READ_SCHEMA.names[1:]) for batch in batches])
+    positions = pa.array(range(1, table.num_rows + 1), pa.int64())
+    return table.add_column(0, "unique_id", positions).cast(ROWS_READ_SCHEMA)
 
 
 def _kinds(kinds: dict[int, str], source_ids: pa.Array) -> pa.Array:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from linkage.errors import UnknownKeyError, UnusableInputError
 from linkage.store import SourceCounts, ingest_files, make_engine
+from linkage.store.ingest import ROWS_READ_SCHEMA
 from linkage.store.models import LinkageKey, Record, SourceSystem, record_versions
 from tests.store.pseudo_rows import pseudo_row, write_pseudo_csv
 
@@ -214,5 +216,40 @@ def test_restricted_flag_follows_the_current_version(db_url: str, tmp_path: Path
             assert c.execute(select(Record.restricted, Record.current_version)).one() == (True, 2)
             kind = c.scalar(select(SourceSystem.kind))
             assert kind == "social_care"
+    finally:
+        engine.dispose()
+
+
+def test_a_first_load_hands_its_rows_over_as_read_then_its_plan(
+    db_url: str, tmp_path: Path, rows: list[dict[str, object]]
+) -> None:
+    again = dict(rows[0], postcode_tok=42)  # the same record twice: read twice, planned once
+    path = write_pseudo_csv(tmp_path / "a.csv", [*rows, again])
+    handed: list[tuple[str, pa.Table]] = []
+    engine = make_engine(db_url)
+    try:
+        summary = ingest_files(
+            engine,
+            [path],
+            read=lambda table: handed.append(("read", table)),
+            planned=lambda load: handed.append(("planned", load.versions)),
+        )
+        assert [what for what, _ in handed] == ["read", "planned"]
+        (_, read), (_, planned) = handed
+        assert read.schema == ROWS_READ_SCHEMA
+        assert read["unique_id"].to_pylist() == list(range(1, 902))
+        assert planned["unique_id"].to_pylist() == list(range(1, 901))  # the same keys
+        assert read["dob_tok"].to_pylist() == [r["dob_tok"] for r in [*rows, again]]
+        assert planned.num_rows == summary.records_added == 900
+        assert 42 in planned["postcode_tok"].to_pylist()  # the later row won
+        # Into a registry that holds records nothing is handed over.
+        handed.clear()
+        ingest_files(
+            engine,
+            [path],
+            read=lambda table: handed.append(("read", table)),
+            planned=lambda load: handed.append(("planned", load.versions)),
+        )
+        assert handed == []
     finally:
         engine.dispose()
