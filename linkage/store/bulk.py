@@ -58,10 +58,20 @@ def bulk_insert(
         copy_csv(connection, f"COPY {table} ({names}) FROM STDIN (FORMAT csv)", data)
         return
     if isinstance(rows, pa.Table):
-        rows = list(zip(*(rows[name].to_pylist() for name in columns), strict=True))
+        rows = list(zip(*(_sqlite_values(rows[name]) for name in columns), strict=True))
     marks = ", ".join("?" for _ in columns)
     with driver_cursor(connection) as cursor:
         cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+
+
+def _sqlite_values(column: pa.ChunkedArray) -> list[Any]:
+    """A column's values for pysqlite. Booleans become 0 and 1, which is what SQLite stores
+    for them anyway: pysqlite binds an int directly but sends a bool through its adapter
+    look-up (0.3 µs a value: 0.2 s of a 581,000-row insert)."""
+    if pa.types.is_boolean(column.type):
+        column = column.cast(pa.int8())
+    values: list[Any] = column.to_pylist()
+    return values
 
 
 def copy_csv(connection: Connection, statement: str, data: pa.Table) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pyarrow as pa
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, select
+from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, select
 
 from linkage.store import make_engine
 from linkage.store.bulk import COPY_CHUNK_ROWS, bulk_insert, copy_out
@@ -21,15 +21,23 @@ _sample = Table(
     Column("flag", Integer),
     Column("weight", Float),
     Column("at", UtcDateTime()),
+    Column("ok", Boolean),
 )
-_COLUMNS = ("id", "text", "flag", "weight", "at")
+_COLUMNS = ("id", "text", "flag", "weight", "at", "ok")
 _MOMENT = datetime(2026, 12, 4, 15, 30, 1, 123456, tzinfo=UTC)
 _TRICKY = ["", None, 'quote " and, comma', "x" * 40, "é ß 中"]
 
 
 def _rows(count: int) -> list[tuple[object, ...]]:
     return [
-        (i, _TRICKY[i % len(_TRICKY)], i % 3 - 1 if i % 4 else None, 1 / (i + 3), _MOMENT)
+        (
+            i,
+            _TRICKY[i % len(_TRICKY)],
+            i % 3 - 1 if i % 4 else None,
+            1 / (i + 3),
+            _MOMENT,
+            i % 5 == 0 if i % 7 else None,
+        )
         for i in range(count)
     ]
 
