@@ -391,20 +391,18 @@ def _link_first_load(
     )
     timed.seconds.update(outcome.stats["seconds"])
     timed.restart()
-    # The review items' explanations (Python, 2-3 s on 1M records) are worked out on a thread
-    # while the run waits for the ingest and writes everything else (much of it SQLite's C
-    # code, which leaves the interpreter free); the write takes them last.
-    with ThreadPoolExecutor(1, thread_name_prefix="cci-explain") as explaining:
-        outcome.explaining = explaining.submit(explain_ahead, outcome)
-        ingesting.result()  # raises what stopped the ingest: the run's work is then dropped
-        timed("ingest")  # what was left of the ingest's writing when the run was ready
-        version, source = _saved(engine, choice)
-        # The pairs the run keeps are labelled with the version its model was saved as.
-        outcome.scored.model_version = version
-        run_id = _claim_run(engine, version)
-        with _failed_if_raises(engine, run_id):
-            freeze_frequencies(engine, version, columns, count=lambda: frequencies)
-            _write_outcome(engine, run_id, outcome, snapshot, thresholds, timed)
+    if not ingesting.done():  # the ingest is still writing: spend the wait on the write's work
+        explain_ahead(outcome)
+        timed("explain")
+    ingesting.result()  # raises what stopped the ingest: the run's work is then dropped
+    timed("ingest")  # what was left of the ingest's writing when the run was ready
+    version, source = _saved(engine, choice)
+    # The pairs the run keeps are labelled with the version its model was saved as.
+    outcome.scored.model_version = version
+    run_id = _claim_run(engine, version)
+    with _failed_if_raises(engine, run_id):
+        freeze_frequencies(engine, version, columns, count=lambda: frequencies)
+        _write_outcome(engine, run_id, outcome, snapshot, thresholds, timed)
     return LinkReport(run_id, version, source, outcome.stats)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -134,11 +133,8 @@ class RunOutcome:
     explain: Callable[[Sequence[tuple[int, int]]], list[dict[str, Any]]]
     #: Kept CCIs whose cluster gained or lost a health-verified NHS number.
     anchoring_changed: list[str] = field(default_factory=list)
-    #: Explanations worked out before the write, as stored (`store.registry.explain_ahead`),
-    #: and the thread working them out beside the write, if one is: `explained` is complete
-    #: once it is done.
+    #: Explanations worked out before the write, as stored (`store.registry.explain_ahead`).
     explained: dict[tuple[int, int], str] = field(default_factory=dict)
-    explaining: Future[None] | None = None
 
 
 def run_linkage(

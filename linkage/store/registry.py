@@ -556,8 +556,6 @@ def explain_ahead(outcome: RunOutcome) -> None:
 
 def _explanation_texts(outcome: RunOutcome, pairs: list[tuple[int, int]]) -> list[str]:
     """The JSON text of each pair's explanation: worked out ahead, or now."""
-    if outcome.explaining is not None:
-        outcome.explaining.result()  # raises what stopped it
     missing = [pair for pair in pairs if pair not in outcome.explained]
     now = dict(zip(missing, map(json.dumps, outcome.explain(missing)), strict=True))
     return [outcome.explained.get(pair) or now[pair] for pair in pairs]
