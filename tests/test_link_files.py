@@ -76,7 +76,7 @@ def _state(engine: Engine) -> dict[str, Any]:
                 text("SELECT type, count(*) FROM events GROUP BY type ORDER BY 1")
             ).all(),
             "frequencies": c.execute(
-                text("SELECT count(*), model_version FROM model_term_frequencies GROUP BY 2")
+                text("SELECT rows, model_version FROM frozen_term_frequencies")
             ).all(),
             "runs": c.execute(text("SELECT status, model_version FROM linkage_runs")).all(),
             "blocks": c.execute(text("SELECT sum(rows) FROM record_version_blocks")).scalar(),

@@ -2,7 +2,9 @@
 
 A frequent given name agreeing says less than a rare one. The real-time scorer needs the same
 frequencies for every request and every worker, so they are counted once per model version,
-over the registry's current records, and kept. Values are stored as decimal text.
+over the registry's current records, and kept, as one Parquet block per version
+(`FrozenTermFrequencies`). Values are stored as decimal text (the NHS number's as its
+ciphertext); an empty registry freezes an empty block.
 """
 
 from __future__ import annotations
@@ -10,46 +12,60 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, select, text
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import Connection, Engine, and_, func, insert, select, text
 
 from linkage.contract import ENCODING_COLUMNS
-from linkage.store.bulk import bulk_insert, driver_fetchall
+from linkage.store.bulk import from_parquet, to_parquet
 from linkage.store.database import write_transaction
-from linkage.store.models import Record, record_versions
+from linkage.store.models import FrozenTermFrequencies, Record, record_versions, utcnow
 
 #: Key of the PostgreSQL advisory lock that serialises freezing (any constant unique to it).
 FREEZE_LOCK = 0x43434902
 _INT_COLUMNS = {c.name for c in ENCODING_COLUMNS if c.type == "int64"}
 
 TermFrequencyTables = dict[str, dict[Any, float]]
+#: A version's frozen tables as stored: a row per (column, value).
+BLOCK_SCHEMA = pa.schema(
+    [("column_name", pa.string()), ("value", pa.string()), ("frequency", pa.float64())]
+)
 
 
 def load_frequencies(connection: Connection, version: int) -> TermFrequencyTables | None:
-    """The frozen tables of a model version, or None if none were frozen yet.
-
-    A column at a time, each made into a dict by `zip` and `map` over the driver's rows: a
-    million-record registry freezes some 360,000 values, and every run and service worker
-    reads them (1.1 s row by row through SQLAlchemy; 0.6-0.9 s so, on SQLite)."""
-    columns = driver_fetchall(
-        connection,
-        "SELECT DISTINCT column_name FROM model_term_frequencies WHERE model_version = ?",
-        (version,),
+    """The frozen tables of a model version, or None if none were frozen yet."""
+    data = connection.scalar(
+        select(FrozenTermFrequencies.parquet).where(FrozenTermFrequencies.model_version == version)
     )
-    if not columns:
-        return None
-    tables: TermFrequencyTables = {}
-    for (column,) in columns:
-        if not column:  # "" is the marker of a registry that was empty when frozen
-            continue
-        rows = driver_fetchall(
-            connection,
-            "SELECT value, frequency FROM model_term_frequencies "
-            "WHERE model_version = ? AND column_name = ?",
-            (version, column),
+    return None if data is None else from_block(from_parquet(data))
+
+
+def as_block(tables: Mapping[str, Mapping[Any, float]]) -> pa.Table:
+    """`tables` as BLOCK_SCHEMA rows, values as decimal text or ciphertext."""
+    parts = []
+    for column, values in tables.items():
+        keys = pa.array(list(values.keys()))
+        parts.append(
+            pa.table(
+                {
+                    "column_name": pc.fill_null(pa.nulls(len(keys), pa.string()), column),
+                    "value": keys.cast(pa.string()),
+                    "frequency": pa.array(list(values.values()), pa.float64()),
+                },
+                schema=BLOCK_SCHEMA,
+            )
         )
-        values, frequencies = zip(*rows, strict=True) if rows else ((), ())
-        keys = map(int, values) if column in _INT_COLUMNS else values
-        tables[column] = dict(zip(keys, frequencies, strict=True))
+    return pa.concat_tables(parts) if parts else BLOCK_SCHEMA.empty_table()
+
+
+def from_block(block: pa.Table) -> TermFrequencyTables:
+    """The tables `as_block` stored: integer encodings as ints again."""
+    tables: TermFrequencyTables = {}
+    for column in pc.unique(block["column_name"]).to_pylist():
+        rows = block.filter(pc.equal(block["column_name"], column))
+        values = rows["value"]
+        keys = values.cast(pa.int64()) if column in _INT_COLUMNS else values
+        tables[column] = dict(zip(keys.to_pylist(), rows["frequency"].to_pylist(), strict=True))
     return tables
 
 
@@ -86,19 +102,13 @@ def freeze_frequencies(
         if found is not None:
             return found
         tables = count() if count is not None else count_frequencies(connection, tuple(columns))
-        rows = [
-            (version, column, str(value), frequency)
-            for column, values in tables.items()
-            for value, frequency in values.items()
-        ]
-        rows.sort()  # the primary key's order: appended to its B-tree, not scattered
-        # An empty registry still freezes: one marker row says "counted, nothing there".
-        if not rows:
-            rows = [(version, "", "", 0.0)]
-        bulk_insert(
-            connection,
-            "model_term_frequencies",
-            ("model_version", "column_name", "value", "frequency"),
-            rows,
+        block = as_block(tables)
+        connection.execute(
+            insert(FrozenTermFrequencies).values(
+                model_version=version,
+                rows=block.num_rows,
+                parquet=to_parquet(block),
+                created_at=utcnow(),
+            )
         )
         return {column: dict(values) for column, values in tables.items()}

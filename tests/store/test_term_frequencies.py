@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from linkage.model.default import default_model
-from linkage.store import make_engine, upgrade, write_transaction
+from linkage.store import downgrade, make_engine, upgrade, write_transaction
 from linkage.store.model_versions import save_model
 from linkage.store.term_frequencies import freeze_frequencies, load_frequencies
 
@@ -33,12 +33,43 @@ def test_an_empty_registry_freezes_empty_tables(migrated_engine: Engine) -> None
         assert load_frequencies(connection, version) == {}
 
 
-def test_sqlite_keeps_them_in_primary_key_order(sqlite_url: str) -> None:
-    engine = make_engine(sqlite_url)
-    upgrade(engine)
-    with engine.connect() as connection:
-        sql = connection.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE name = 'model_term_frequencies'"
-        ).scalar()
-    engine.dispose()
-    assert "WITHOUT ROWID" in str(sql)
+def test_migration_0008_carries_frozen_rows_into_blocks_and_back(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0007")
+        with write_transaction(engine) as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO models (version, active, settings_json, created_at) "
+                    "VALUES (1, false, '{}', '2026-12-05'), (2, false, '{}', '2026-12-05')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO model_term_frequencies VALUES (1, 'postcode_tok', :big, 0.5), "
+                    "(1, 'postcode_tok', '-7', 0.5), (1, 'nhs_number_enc', 'c2l2', 1.0), "
+                    "(2, '', '', 0.0)"  # the marker of a registry empty when frozen
+                ),
+                {"big": str(2**63 - 1)},
+            )
+        upgrade(engine)
+        expected = {"postcode_tok": {2**63 - 1: 0.5, -7: 0.5}, "nhs_number_enc": {"c2l2": 1.0}}
+        with engine.connect() as connection:
+            assert load_frequencies(connection, 1) == expected
+            assert load_frequencies(connection, 2) == {}
+        downgrade(engine, "0007")
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT * FROM model_term_frequencies ORDER BY 1, 2, 3")
+            ).all()
+        assert [tuple(r) for r in rows] == [
+            (1, "nhs_number_enc", "c2l2", 1.0),
+            (1, "postcode_tok", "-7", 0.5),
+            (1, "postcode_tok", str(2**63 - 1), 0.5),
+            (2, "", "", 0.0),
+        ]
+        upgrade(engine)
+        with engine.connect() as connection:
+            assert load_frequencies(connection, 1) == expected
+    finally:
+        engine.dispose()
