@@ -497,7 +497,10 @@ class _Load:
         # The rows to write, added then changed, taken out of Arrow column by column: no
         # per-row tuples but the ones handed to the driver.
         rows = [i for _, i, _ in added] + [i for *_, i in changed]
-        written = batch.take(pa.array(rows))
+        # Usually every row, in order (a first load): then the batch's own buffers, no copy;
+        # a first load holds them anyway while a model is trained on them.
+        everything = rows == list(range(batch.num_rows))
+        written = batch if everything else batch.take(pa.array(rows))
         pks = pa.array(ids + [pk for pk, *_ in changed], pa.int64())
         versions = pa.table(
             {
