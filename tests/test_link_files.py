@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, inspect, text
 
 from linkage import link as link_module
 from linkage import pseudonymised_file
@@ -133,6 +133,9 @@ def test_a_first_load_linked_while_written_ends_as_one_step_after_the_other(
         assert summary.records_added == report.stats["records"] > 900
         assert summary.versions_added == summary.records_added + 25
         state = _state(pipelined)
+        # PostgreSQL made the record keys unique once, at the ingest's end: still in place.
+        unique = inspect(pipelined).get_unique_constraints("records")
+        assert [c["column_names"] for c in unique] == [["source_system_id", "record_id"]]
     finally:
         pipelined.dispose()
 

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import Connection, Table, UniqueConstraint, text
 from sqlalchemy.schema import (
     AddConstraint,
     CreateIndex,
@@ -275,6 +275,25 @@ class DeferredForeignKeys(DeferredUpkeep):
 
     def __init__(self, table: Table) -> None:
         super().__init__(table, sorted(table.foreign_key_constraints, key=lambda c: str(c.name)))
+
+    def _drop(self, item: Any) -> ExecutableDDLElement:
+        return DropConstraint(item)
+
+    def _create(self, item: Any) -> ExecutableDDLElement:
+        return AddConstraint(item)
+
+
+class DeferredUniqueConstraints(DeferredUpkeep):
+    """Unique constraints of a table, added back before commit, when PostgreSQL builds each
+    index once by sorting and checks it (IntegrityError then: nothing commits). Row by row,
+    a first load's random record ids made every COPY'd row a probe into a B-tree growing
+    past the server's cache. SQLite cannot drop a table's constraints: there they stay."""
+
+    on_sqlite = False
+
+    def __init__(self, table: Table) -> None:
+        unique = [c for c in table.constraints if isinstance(c, UniqueConstraint)]
+        super().__init__(table, sorted(unique, key=lambda c: str(c.name)))
 
     def _drop(self, item: Any) -> ExecutableDDLElement:
         return DropConstraint(item)

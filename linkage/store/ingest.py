@@ -41,6 +41,7 @@ from linkage.pseudonymised_file import BATCH_SCHEMA, PseudonymisedFile
 from linkage.store.bulk import (
     DeferredForeignKeys,
     DeferredIndexes,
+    DeferredUniqueConstraints,
     DeferredUpkeep,
     FreshStatistics,
     allocate_ids,
@@ -149,18 +150,16 @@ def ingest_files(
     # References are all checked or made here (key ids, sources, record keys): `bulk`.
     with write_transaction(engine, bulk=True) as connection:
         _prepare(connection)
-        load = _Load(
-            connection,
-            summary,
-            stop,
-            [
-                DeferredIndexes(record_versions),
-                DeferredForeignKeys(cast(Table, Record.__table__)),
-                DeferredForeignKeys(record_versions),
-            ],
-            FreshStatistics(connection, "records"),
-        )
         first_load = planned is not None and _empty(connection)
+        records = cast(Table, Record.__table__)
+        deferred: list[DeferredUpkeep] = [
+            DeferredIndexes(record_versions),
+            DeferredForeignKeys(records),
+            DeferredForeignKeys(record_versions),
+        ]
+        if first_load:  # it never looks a record up by its key: the key's index can wait
+            deferred.insert(1, DeferredUniqueConstraints(records))
+        load = _Load(connection, summary, stop, deferred, FreshStatistics(connection, "records"))
         if first_load:
             assert planned is not None
             mark = connection.scalar(select(func.max(Event.cursor))) or 0

@@ -1,5 +1,6 @@
-"""PostgreSQL checks a large load's foreign keys once, and builds its indexes once, at its end,
-only while the table was empty; a dangling reference still stops the load from committing."""
+"""PostgreSQL checks a large load's foreign keys once, and builds its indexes (and a first
+load's unique record keys) once, at its end, only while the table was empty; a dangling
+reference or a record given twice still stops the load from committing."""
 
 from __future__ import annotations
 
@@ -7,12 +8,19 @@ from datetime import UTC, datetime
 from typing import cast
 
 import pytest
+from psycopg.errors import UniqueViolation
 from sqlalchemy import Connection, Engine, Table, select, text
 from sqlalchemy.exc import IntegrityError
 
 from linkage.store import add_source, make_engine, upgrade, write_transaction
-from linkage.store.bulk import DEFER_MIN_ROWS, DeferredForeignKeys, DeferredIndexes, bulk_insert
-from linkage.store.models import Assignment, Identifier, LinkageRun
+from linkage.store.bulk import (
+    DEFER_MIN_ROWS,
+    DeferredForeignKeys,
+    DeferredIndexes,
+    DeferredUniqueConstraints,
+    bulk_insert,
+)
+from linkage.store.models import Assignment, Identifier, LinkageRun, Record
 from linkage.store.registry import start_run
 
 pytestmark = pytest.mark.postgres
@@ -153,5 +161,78 @@ def test_an_empty_tables_indexes_are_built_once_and_only_then(postgres_url: str)
             assert not again.dropped and names <= _indexes(connection)
         with engine.connect() as connection:
             assert names <= _indexes(connection)
+    finally:
+        engine.dispose()
+
+
+_RECORDS = cast(Table, Record.__table__)
+_RECORD = (
+    "source_system_id",
+    "record_id",
+    "current_version",
+    "content_hash",
+    "key_id",
+    "restricted",
+    "status",
+    "created_at",
+    "updated_at",
+)
+
+
+def _record(source: int, record_id: str, digest: str = "h") -> tuple[object, ...]:
+    return (source, record_id, 1, digest, "k", False, "active", _MOMENT, _MOMENT)
+
+
+def _unique(connection: Connection) -> set[str]:
+    query = text(
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'records'::regclass AND contype = 'u'"
+    )
+    return set(connection.scalars(query))
+
+
+def _empty_registry(connection: Connection) -> int:
+    add_source(connection, "health", "health")
+    connection.execute(
+        text("INSERT INTO linkage_keys (key_id, active, registered_at) VALUES ('k', true, now())")
+    )
+    return int(connection.scalar(text("SELECT id FROM source_systems")))
+
+
+def test_a_first_loads_record_keys_are_made_unique_at_its_end(postgres_url: str) -> None:
+    engine = _fresh(postgres_url)
+    try:
+        with write_transaction(engine) as connection:
+            source = _empty_registry(connection)
+            before = _unique(connection)
+            keys = DeferredUniqueConstraints(_RECORDS)
+            keys.before_insert(connection, DEFER_MIN_ROWS)
+            assert before and keys.dropped and _unique(connection) == set()
+            bulk_insert(connection, "records", _RECORD, [_record(source, "r1")])
+            keys.restore(connection)
+            assert _unique(connection) == before
+        # COPY reaches the driver directly: its own error, not SQLAlchemy's wrapper.
+        with pytest.raises(UniqueViolation), write_transaction(engine) as connection:
+            keys = DeferredUniqueConstraints(_RECORDS)
+            keys.before_insert(connection, DEFER_MIN_ROWS)  # the table holds a row now
+            assert not keys.dropped
+            bulk_insert(connection, "records", _RECORD, [_record(source, "r1")])
+    finally:
+        engine.dispose()
+
+
+def test_a_record_given_twice_stops_a_first_load(postgres_url: str) -> None:
+    engine = _fresh(postgres_url)
+    try:
+        with pytest.raises(IntegrityError), write_transaction(engine) as connection:
+            source = _empty_registry(connection)
+            keys = DeferredUniqueConstraints(_RECORDS)
+            keys.before_insert(connection, DEFER_MIN_ROWS)
+            assert keys.dropped
+            twice = [_record(source, "r1"), _record(source, "r1", "h2")]
+            bulk_insert(connection, "records", _RECORD, twice)
+            keys.restore(connection)
+        with engine.connect() as connection:
+            assert _unique(connection)  # the drop was rolled back with the rest
+            assert connection.scalar(text("SELECT count(*) FROM records")) == 0
     finally:
         engine.dispose()
