@@ -309,7 +309,9 @@ def link_files(
     the run's.
     """
     upgrade(engine)
-    rows_read: Future[pa.Table] = Future()
+    # The rows as read come in a box the run empties: neither the future nor the run holds
+    # them once a model is trained on them.
+    rows_read: Future[list[pa.Table]] = Future()
     handed: Future[PlannedLoad] = Future()
     stop = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="cci-ingest") as pool:
@@ -320,7 +322,7 @@ def link_files(
             progress=progress,
             lookup_indexes_later=True,
             planned=handed.set_result,
-            read=rows_read.set_result,
+            read=lambda rows: rows_read.set_result([rows]),
             stop=stop,
         )
         either: list[Future[Any]] = [rows_read, ingesting]
@@ -347,7 +349,7 @@ def link_files(
 
 def _link_first_load(
     engine: Engine,
-    rows: pa.Table,
+    rows_read: list[pa.Table],
     handed: Future[PlannedLoad],
     ingesting: Future[IngestSummary],
     thresholds: Thresholds,
@@ -358,14 +360,13 @@ def _link_first_load(
     write works on the load's records (what `load_snapshot` would read once it committed),
     and writes nothing; then it waits for the ingest, and writes as `link_registry` does.
 
-    A model is trained on the `rows` as read while the ingest plans them (4-6 s on 1M
-    records): the same encodings as the records it plans, except that a record given twice
-    counts twice, which moves no estimate measurably."""
+    A model is trained on the rows as read (`rows_read`, emptied) while the ingest plans
+    them (4-6 s on 1M records): the same encodings as the records it plans, except that a
+    record given twice is there twice."""
     timed = _Clock(stage)
     timed("load")
     cores = _CoreShare(ingesting, link_engine)
-    choice = _choose_model(engine, rows, stage, cores.new_api)
-    del rows  # the ingest's buffers: free once it has planned them
+    choice = _choose_model(engine, rows_read.pop(), stage, cores.new_api)
     timed("model")
     either: list[Future[Any]] = [handed, ingesting]
     wait(either, return_when=FIRST_COMPLETED)
