@@ -165,6 +165,7 @@ def ingest_files(
             mark = connection.scalar(select(func.max(Event.cursor))) or 0
             batches = []
             for file, batch, _ in _read_batches(load, files, progress):
+                load.check_stop()
                 _check_batch(connection, file, batch, summary)
                 batches.append((file, batch))
             if read is not None:
