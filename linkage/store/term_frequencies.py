@@ -37,10 +37,10 @@ def load_frequencies(connection: Connection, version: int) -> TermFrequencyTable
     data = connection.scalar(
         select(FrozenTermFrequencies.parquet).where(FrozenTermFrequencies.model_version == version)
     )
-    return None if data is None else from_block(from_parquet(data))
+    return None if data is None else _from_block(from_parquet(data))
 
 
-def as_block(tables: Mapping[str, Mapping[Any, float]]) -> pa.Table:
+def _as_block(tables: Mapping[str, Mapping[Any, float]]) -> pa.Table:
     """`tables` as BLOCK_SCHEMA rows, values as decimal text or ciphertext."""
     parts = []
     for column, values in tables.items():
@@ -58,8 +58,8 @@ def as_block(tables: Mapping[str, Mapping[Any, float]]) -> pa.Table:
     return pa.concat_tables(parts) if parts else BLOCK_SCHEMA.empty_table()
 
 
-def from_block(block: pa.Table) -> TermFrequencyTables:
-    """The tables `as_block` stored: integer encodings as ints again."""
+def _from_block(block: pa.Table) -> TermFrequencyTables:
+    """The tables `_as_block` stored: integer encodings as ints again."""
     tables: TermFrequencyTables = {}
     for column in pc.unique(block["column_name"]).to_pylist():
         rows = block.filter(pc.equal(block["column_name"], column))
@@ -102,7 +102,7 @@ def freeze_frequencies(
         if found is not None:
             return found
         tables = count() if count is not None else count_frequencies(connection, tuple(columns))
-        block = as_block(tables)
+        block = _as_block(tables)
         connection.execute(
             insert(FrozenTermFrequencies).values(
                 model_version=version,
