@@ -261,7 +261,20 @@ class DeferredIndexes(DeferredUpkeep):
         return CreateIndex(item)
 
 
-class DeferredForeignKeys(DeferredUpkeep):
+class _DeferredConstraints(DeferredUpkeep):
+    """Constraints of a table, dropped and added back with ALTER TABLE: PostgreSQL only (SQLite
+    cannot drop a table's constraints, so there they stay)."""
+
+    on_sqlite = False
+
+    def _drop(self, item: Any) -> ExecutableDDLElement:
+        return DropConstraint(item)
+
+    def _create(self, item: Any) -> ExecutableDDLElement:
+        return AddConstraint(item)
+
+
+class DeferredForeignKeys(_DeferredConstraints):
     """Foreign keys of a table, added back before commit, when PostgreSQL checks every row in
     one join (IntegrityError then: nothing commits).
 
@@ -271,35 +284,19 @@ class DeferredForeignKeys(DeferredUpkeep):
     checks no foreign keys (`write_transaction(bulk=True)`).
     """
 
-    on_sqlite = False
-
     def __init__(self, table: Table) -> None:
         super().__init__(table, sorted(table.foreign_key_constraints, key=lambda c: str(c.name)))
 
-    def _drop(self, item: Any) -> ExecutableDDLElement:
-        return DropConstraint(item)
 
-    def _create(self, item: Any) -> ExecutableDDLElement:
-        return AddConstraint(item)
-
-
-class DeferredUniqueConstraints(DeferredUpkeep):
+class DeferredUniqueConstraints(_DeferredConstraints):
     """Unique constraints of a table, added back before commit, when PostgreSQL builds each
     index once by sorting and checks it (IntegrityError then: nothing commits). Row by row,
     a first load's random record ids made every COPY'd row a probe into a B-tree growing
-    past the server's cache. SQLite cannot drop a table's constraints: there they stay."""
-
-    on_sqlite = False
+    past the server's cache."""
 
     def __init__(self, table: Table) -> None:
         unique = [c for c in table.constraints if isinstance(c, UniqueConstraint)]
         super().__init__(table, sorted(unique, key=lambda c: str(c.name)))
-
-    def _drop(self, item: Any) -> ExecutableDDLElement:
-        return DropConstraint(item)
-
-    def _create(self, item: Any) -> ExecutableDDLElement:
-        return AddConstraint(item)
 
 
 class FreshStatistics:
