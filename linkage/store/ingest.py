@@ -109,7 +109,9 @@ def content_hashes(batch: pa.Table) -> list[str]:
         null_replacement="\x00",
     )
     blake2b = hashlib.blake2b
-    return [blake2b(text.encode(), digest_size=16).hexdigest() for text in joined.to_pylist()]
+    # As bytes (a zero-copy cast): no Python str made and encoded per row.
+    texts = pc.cast(joined, pa.binary()).to_pylist()
+    return [blake2b(text, digest_size=16).hexdigest() for text in texts]
 
 
 def ingest_files(
@@ -170,10 +172,11 @@ def ingest_files(
                 batches.append((file, batch))
             if read is not None:
                 read(_rows_as_read([batch for _, batch in batches]))
+            once = _each_record_once([batch for _, batch in batches])
             plans = []
             while batches:  # each batch dropped once planned
                 file, batch = batches.pop(0)
-                plan = load.plan(file, batch, first_load=True)
+                plan = load.plan(file, batch, first_load=True, all_new=once)
                 if plan is not None:
                     plans.append(plan)
             load.unwritten.clear()  # what it was for is done; the run needs the memory more
@@ -260,6 +263,16 @@ def _rows_as_read(batches: list[pa.Table]) -> pa.Table:
     table = pa.concat_tables([batch.select(ROWS_READ_SCHEMA.names[1:]) for batch in batches])
     positions = pa.array(range(1, table.num_rows + 1), pa.int64())
     return table.add_column(0, "unique_id", positions).cast(ROWS_READ_SCHEMA)
+
+
+def _each_record_once(batches: list[pa.Table]) -> bool:
+    """Whether no (source_system, record_id) is given twice in these batches: then every
+    row of a first load is a new record, and planning needs no per-row bookkeeping."""
+    if not batches:
+        return True
+    keys = pa.concat_tables([batch.select(["source_system", "record_id"]) for batch in batches])
+    distinct = keys.group_by(["source_system", "record_id"]).aggregate([])
+    return bool(distinct.num_rows == keys.num_rows)
 
 
 def _kinds(kinds: dict[int, str], source_ids: pa.Array) -> pa.Array:
@@ -430,10 +443,12 @@ class _Load:
             raise IngestStopped("the ingest was stopped before it committed: nothing was kept")
 
     def plan(
-        self, file: PseudonymisedFile, batch: pa.Table, *, first_load: bool
+        self, file: PseudonymisedFile, batch: pa.Table, *, first_load: bool, all_new: bool = False
     ) -> _BatchPlan | None:
         """This batch's new records and changed versions (None: nothing new). A `first_load`
-        asks the registry nothing about records (it had none) and remembers what it planned."""
+        asks the registry nothing about records (it had none) and remembers what it planned;
+        `all_new`: it gives no record twice (`_each_record_once`), so every row is a new
+        record and there is nothing to remember."""
         connection, summary = self.connection, self.summary
         self.check_stop()
         if not first_load:  # a first load checked each batch as it read it
@@ -445,13 +460,18 @@ class _Load:
             pc.fill_null(batch["restricted"], False),
         )
         sources = source_ids(connection, pc.unique(batch["source_system"]).to_pylist())
-        codes = batch["source_system"].to_pylist()
-        record_ids = batch["record_id"].to_pylist()
         digests = content_hashes(batch)
         summary.rows_read += batch.num_rows
-
-        for code, rows in zip(*pc.value_counts(batch["source_system"]).flatten(), strict=True):
-            _counts(summary, code.as_py()).rows += rows.as_py()
+        per_source = [
+            (code.as_py(), rows.as_py())
+            for code, rows in zip(*pc.value_counts(batch["source_system"]).flatten(), strict=True)
+        ]
+        for code, rows in per_source:
+            _counts(summary, code).rows += rows
+        if all_new:
+            return self._plan_all_new(batch, sources, digests, per_source)
+        codes = batch["source_system"].to_pylist()
+        record_ids = batch["record_id"].to_pylist()
         # Later rows for the same record win (dict order follows first appearance; harmless).
         latest = {
             (sources[code], record_id): index
@@ -497,31 +517,79 @@ class _Load:
         # The rows to write, added then changed, taken out of Arrow column by column: no
         # per-row tuples but the ones handed to the driver.
         rows = [i for _, i, _ in added] + [i for *_, i in changed]
-        # Usually every row, in order (a first load): then the batch's own buffers, no copy;
-        # a first load holds them anyway while a model is trained on them.
+        # Usually every row, in order: then the batch's own buffers, no copy.
         everything = rows == list(range(batch.num_rows))
-        written = batch if everything else batch.take(pa.array(rows))
-        pks = pa.array(ids + [pk for pk, *_ in changed], pa.int64())
+        return self._batch_plan(
+            batch if everything else batch.take(pa.array(rows)),
+            added=len(added),
+            changed=changed,
+            pks=pa.array(ids + [pk for pk, *_ in changed], pa.int64()),
+            numbers=pa.array([1] * len(added) + [v for _, v, *_ in changed], pa.int64()),
+            digests=pa.array([d for *_, d in added] + [d for _, _, d, _ in changed]),
+            sources=pa.array([sources[codes[i]] for i in rows], pa.int64()),
+            batch_rows=batch.num_rows,
+        )
+
+    def _plan_all_new(
+        self,
+        batch: pa.Table,
+        sources: dict[str, int],
+        digests: list[str],
+        per_source: list[tuple[str, int]],
+    ) -> _BatchPlan:
+        """`plan` of a batch whose every row is a new record: in Arrow, nothing per row but
+        the digests (on 1M records the per-row bookkeeping took some 2 s of a first load's
+        critical path). The batch's own buffers are written, no copy: a first load holds
+        them anyway while a model is trained on them."""
+        summary, rows = self.summary, batch.num_rows
+        for code, count in per_source:
+            _counts(summary, code).records_added += count
+            _counts(summary, code).versions_added += count
+        summary.records_added += rows
+        summary.versions_added += rows
+        ids = allocate_ids(self.connection, "records", rows, above=self._last_id)
+        self._last_id = max(ids, default=self._last_id)
+        codes = pa.array(list(sources), pa.string())
+        return self._batch_plan(
+            batch,
+            added=rows,
+            changed=[],
+            pks=pa.array(ids, pa.int64()),
+            numbers=pa.repeat(pa.scalar(1, pa.int64()), rows),
+            digests=pa.array(digests, pa.string()),
+            sources=pa.array(list(sources.values()), pa.int64()).take(
+                pc.index_in(batch["source_system"], value_set=codes).combine_chunks()
+            ),
+            batch_rows=rows,
+        )
+
+    def _batch_plan(
+        self,
+        written: pa.Table,
+        *,
+        added: int,
+        changed: list[tuple[int, int, str, int]],
+        pks: pa.Array,
+        numbers: pa.Array,
+        digests: pa.Array,
+        sources: pa.Array,
+        batch_rows: int,
+    ) -> _BatchPlan:
+        """The plan writing `written`'s rows as versions `numbers` of records `pks`."""
+        stamp = stored_timestamp(self.connection.dialect)
         versions = pa.table(
             {
                 "record_pk": pks,
-                "version": pa.array([1] * len(added) + [v for _, v, *_ in changed], pa.int64()),
+                "version": numbers,
                 "key_id": written["key_id"],
                 "encoding_version": written["encoding_version"],
-                "content_hash": pa.array([d for *_, d in added] + [d for _, _, d, _ in changed]),
+                "content_hash": digests,
                 **{name: written[name] for name in CONTENT_COLUMNS},
-                "ingested_at": pa.array([stored_timestamp(connection.dialect)] * written.num_rows),
+                "ingested_at": pa.repeat(pa.scalar(stamp), written.num_rows),
                 "unique_id": pks,
             }
         )
-        return _BatchPlan(
-            len(added),
-            changed,
-            versions,
-            pa.array([sources[codes[i]] for i in rows], pa.int64()),
-            written["record_id"],
-            batch.num_rows,
-        )
+        return _BatchPlan(added, changed, versions, sources, written["record_id"], batch_rows)
 
     def write(self, plan: _BatchPlan) -> None:
         """Write a batch's plan: its records, their changes and their versions (rows and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -11,8 +12,9 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from cli.main import app
+from linkage import pseudonymised_file
 from linkage.errors import UnknownKeyError, UnusableInputError
-from linkage.store import SourceCounts, ingest_files, make_engine
+from linkage.store import IngestSummary, SourceCounts, ingest, ingest_files, make_engine
 from linkage.store.ingest import ROWS_READ_SCHEMA
 from linkage.store.models import LinkageKey, Record, SourceSystem, record_versions
 from tests.store.pseudo_rows import pseudo_row, write_pseudo_csv
@@ -218,6 +220,57 @@ def test_restricted_flag_follows_the_current_version(db_url: str, tmp_path: Path
             assert kind == "social_care"
     finally:
         engine.dispose()
+
+
+def _stored(url: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """Every record and version row but their timestamps."""
+    engine = make_engine(url)
+    skip = {"created_at", "updated_at", "ingested_at"}
+    try:
+        with engine.connect() as c:
+            tables = []
+            for table in (Record.__table__, record_versions):
+                columns = [column for column in table.c if column.name not in skip]
+                tables.append([tuple(r) for r in c.execute(select(*columns).order_by(columns[0]))])
+            return tables[0], tables[1]
+    finally:
+        engine.dispose()
+
+
+def _ingest(url: str, path: Path, **options: Any) -> IngestSummary:
+    engine = make_engine(url)
+    try:
+        return ingest_files(engine, [path], **options)
+    finally:
+        engine.dispose()
+
+
+def test_a_first_load_of_records_each_given_once_is_planned_in_bulk(
+    db_url: str,
+    other_db_url: str,
+    tmp_path: Path,
+    rows: list[dict[str, object]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pseudonymised_file, "BLOCK_BYTES", 64 << 10)  # several batches
+    path = write_pseudo_csv(tmp_path / "a.csv", rows)
+    in_bulk: list[int] = []
+    plan_all_new = ingest._Load._plan_all_new
+
+    def noting(self: object, batch: pa.Table, *args: object) -> object:
+        in_bulk.append(batch.num_rows)
+        return plan_all_new(self, batch, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ingest._Load, "_plan_all_new", noting)
+    first = _ingest(db_url, path, planned=lambda load: None)
+    assert len(in_bulk) > 1 and sum(in_bulk) == len(rows)
+    in_bulk.clear()
+    # Not handed over (no `planned`): planned row by row against the registry.
+    row_by_row = _ingest(other_db_url, path)
+    assert in_bulk == []
+    assert first.per_source == row_by_row.per_source
+    assert (first.records_added, first.versions_added, first.unchanged) == (900, 900, 0)
+    assert _stored(db_url) == _stored(other_db_url)
 
 
 def test_a_first_load_hands_its_rows_over_as_read_then_its_plan(
