@@ -469,7 +469,7 @@ class _Load:
         for code, rows in per_source:
             _counts(summary, code).rows += rows
         if all_new:
-            return self._plan_all_new(batch, sources, digests, per_source)
+            return self._plan_all_new(batch, sources, digests, per_source) if digests else None
         codes = batch["source_system"].to_pylist()
         record_ids = batch["record_id"].to_pylist()
         # Later rows for the same record win (dict order follows first appearance; harmless).
