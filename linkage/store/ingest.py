@@ -275,9 +275,18 @@ def _each_record_once(batches: list[pa.Table]) -> bool:
     return bool(distinct.num_rows == keys.num_rows)
 
 
-def _kinds(kinds: dict[int, str], source_ids: pa.Array) -> pa.Array:
-    """The kind of each row's source system (`kinds`: source id -> kind)."""
-    return pa.array(map(kinds.__getitem__, source_ids.to_pylist()), pa.string())
+def _looked_up(
+    keys: pa.Array | pa.ChunkedArray, mapping: Mapping[Any, Any], value_type: pa.DataType
+) -> pa.Array:
+    """`mapping[key]` for each of `keys` (all of them in `mapping`), in Arrow: a source's
+    id or kind for each of a million rows, not a dictionary look-up per row."""
+    known = pa.array(list(mapping), keys.type)
+    at = pc.index_in(keys, value_set=known)
+    if isinstance(at, pa.ChunkedArray):
+        at = at.combine_chunks()
+    if at.null_count:
+        raise KeyError(f"{at.null_count} keys missing from the mapping")
+    return pa.array(list(mapping.values()), value_type).take(at)
 
 
 def _planned_load(connection: Connection, plans: list[_BatchPlan], mark: int) -> PlannedLoad:
@@ -286,7 +295,7 @@ def _planned_load(connection: Connection, plans: list[_BatchPlan], mark: int) ->
     tables = [
         plan.versions.select(BLOCK_SCHEMA.names)
         .cast(BLOCK_SCHEMA)
-        .append_column("source_kind", _kinds(kinds, plan.source_ids))
+        .append_column("source_kind", _looked_up(plan.source_ids, kinds, pa.string()))
         for plan in plans
     ]
     versions = (
@@ -549,7 +558,6 @@ class _Load:
         summary.versions_added += rows
         ids = allocate_ids(self.connection, "records", rows, above=self._last_id)
         self._last_id = max(ids, default=self._last_id)
-        codes = pa.array(list(sources), pa.string())
         return self._batch_plan(
             batch,
             added=rows,
@@ -557,9 +565,7 @@ class _Load:
             pks=pa.array(ids, pa.int64()),
             numbers=pa.repeat(pa.scalar(1, pa.int64()), rows),
             digests=pa.array(digests, pa.string()),
-            sources=pa.array(list(sources.values()), pa.int64()).take(
-                pc.index_in(batch["source_system"], value_set=codes).combine_chunks()
-            ),
+            sources=_looked_up(batch["source_system"], sources, pa.int64()),
             batch_rows=rows,
         )
 
