@@ -48,7 +48,7 @@ def _as_block(tables: Mapping[str, Mapping[Any, float]]) -> pa.Table:
         parts.append(
             pa.table(
                 {
-                    "column_name": pc.fill_null(pa.nulls(len(keys), pa.string()), column),
+                    "column_name": pa.repeat(pa.scalar(column, pa.string()), len(keys)),
                     "value": keys.cast(pa.string()),
                     "frequency": pa.array(list(values.values()), pa.float64()),
                 },
