@@ -22,7 +22,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from linkage.affected import PRIOR_SCHEMA, affected_records
-from linkage.identity.assignment import AssignmentPlan, PriorIdentifier, assign_identifiers
+from linkage.identity.assignment import (
+    IDENTIFIER_SCHEMA,
+    AssignmentPlan,
+    PriorIdentifier,
+    assign_identifiers,
+    prior_identifiers,
+)
 from linkage.identity.clustering import cluster_records
 from linkage.model.backend import release
 from linkage.model.incremental import VERSION_SCHEMA, ordered_pairs, score_changed_pairs
@@ -68,7 +74,8 @@ class RegistrySnapshot:
     versions: pa.Table = field(default_factory=VERSION_SCHEMA.empty_table)
     #: Each record's current CCI (PRIOR_SCHEMA), records no longer active included.
     prior: pa.Table = field(default_factory=PRIOR_SCHEMA.empty_table)
-    identifiers: dict[str, PriorIdentifier] = field(default_factory=dict)
+    #: The active CCIs (IDENTIFIER_SCHEMA).
+    identifiers: pa.Table = field(default_factory=IDENTIFIER_SCHEMA.empty_table)
     members_when_superseded: dict[str, tuple[str, frozenset[int]]] = field(default_factory=dict)
     must_link: list[tuple[int, int]] = field(default_factory=list)
     cannot_link: list[tuple[int, int]] = field(default_factory=list)
@@ -227,7 +234,7 @@ def run_linkage(
         untouched = set(pc.unique(held["cci"].filter(pc.invert(again))).to_pylist())
         if scored.update.full:
             prior_cci = snapshot.prior_cci
-            in_play = snapshot.identifiers
+            in_play = prior_identifiers(snapshot.identifiers)
         else:
             scoped = held.filter(again)
             prior_cci = dict(
@@ -244,7 +251,7 @@ def run_linkage(
         anchoring_changed = [
             cci
             for cci, flag in zip(plan.cci_of_cluster, anchored, strict=True)
-            if cci in snapshot.identifiers and snapshot.identifiers[cci].nhs_anchored != flag
+            if cci in in_play and in_play[cci].nhs_anchored != flag
         ]
         mark("assign")
 
@@ -343,17 +350,19 @@ def _identifiers_in_play(
     """The active CCIs an incremental run's assignment decides on: those held by the records
     clustered again (`prior_cci`), and those no current record holds (`held`: the current
     records' CCIs), to be retired."""
-    unheld = snapshot.identifiers.keys() - set(pc.unique(held["cci"]).to_pylist())
-    wanted = set(prior_cci.values()) | unheld
-    return {cci: snapshot.identifiers[cci] for cci in wanted if cci in snapshot.identifiers}
+    ccis = snapshot.identifiers["cci"]
+    unheld = ccis.filter(pc.invert(pc.is_in(ccis, value_set=pc.unique(held["cci"]))))
+    wanted = set(prior_cci.values()) | set(unheld.to_pylist())
+    return prior_identifiers(snapshot.identifiers, wanted)
 
 
 def _anchored_among(snapshot: RegistrySnapshot, ccis: set[str]) -> int:
-    """How many of these active CCIs are NHS-anchored: one pass over the identifiers and a
-    set intersection, not a look-up per CCI."""
+    """How many of these active CCIs are NHS-anchored."""
     if not ccis:
         return 0
-    return len(ccis & {c for c, held in snapshot.identifiers.items() if held.nhs_anchored})
+    identifiers = snapshot.identifiers
+    among = pc.is_in(identifiers["cci"], value_set=pa.array(list(ccis), pa.string()))
+    return int(pc.sum(pc.and_(among, identifiers["nhs_anchored"])).as_py() or 0)
 
 
 def _across_identifiers(pairs: pa.Table, cci_now: dict[int, str], held: pa.Table) -> pa.Table:

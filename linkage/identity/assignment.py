@@ -13,10 +13,13 @@ Pure logic: the caller loads the prior state and applies the returned plan in on
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from linkage.identity.cci import new_cci
 
@@ -29,6 +32,39 @@ class PriorIdentifier(NamedTuple):
     cci: str
     created_at: datetime
     nhs_anchored: bool = False
+
+
+#: The active CCIs as a run reads them, one row each (a table, not PriorIdentifier objects:
+#: an incremental run decides on a few of a registry's hundreds of thousands).
+IDENTIFIER_SCHEMA = pa.schema(
+    [
+        ("cci", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("nhs_anchored", pa.bool_()),
+    ]
+)
+
+
+def prior_identifiers(
+    table: pa.Table, ccis: Collection[str] | None = None
+) -> dict[str, PriorIdentifier]:
+    """The rows of `table` (IDENTIFIER_SCHEMA) as PriorIdentifiers by CCI: all of them, or
+    those of `ccis`. Each distinct creation time becomes a datetime once: Arrow converts a
+    zoned timestamp at 2.5 us a value (1.5 s for 580,000 CCIs), and the CCIs a run creates
+    share its time."""
+    if ccis is not None:
+        table = table.filter(pc.is_in(table["cci"], value_set=pa.array(list(ccis), pa.string())))
+    created = pc.dictionary_encode(table["created_at"].combine_chunks())
+    times = created.dictionary.to_pylist()
+    return {
+        cci: PriorIdentifier(cci, times[at], anchored)
+        for cci, at, anchored in zip(
+            table["cci"].to_pylist(),
+            created.indices.to_pylist(),
+            table["nhs_anchored"].to_pylist(),
+            strict=True,
+        )
+    }
 
 
 class Event(NamedTuple):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import pyarrow as pa
@@ -13,9 +12,11 @@ import pyarrow.compute as pc
 from sqlalchemy import (
     Connection,
     Engine,
+    Integer,
     Table,
     and_,
     bindparam,
+    cast,
     func,
     insert,
     literal_column,
@@ -25,7 +26,7 @@ from sqlalchemy import (
 
 from linkage.affected import PRIOR_SCHEMA
 from linkage.contract import ENCODING_COLUMNS
-from linkage.identity.assignment import PriorIdentifier
+from linkage.identity.assignment import IDENTIFIER_SCHEMA
 from linkage.model.incremental import VERSION_SCHEMA
 from linkage.pseudonymised_file import BATCH_SCHEMA
 from linkage.run import RegistrySnapshot, RunOutcome, ScoredState
@@ -49,7 +50,6 @@ from linkage.store.models import (
     Record,
     ReviewItem,
     SourceSystem,
-    as_utc,
     record_versions,
     stored_timestamp,
     utcnow,
@@ -67,6 +67,10 @@ SNAPSHOT_SCHEMA = pa.schema(
 )
 #: A snapshot record as read: SNAPSHOT_SCHEMA and the record's current version number.
 _READ_SCHEMA = SNAPSHOT_SCHEMA.append(pa.field("current_version", pa.int64()))
+#: The active CCIs as read: their creation time as the database's text (`_active_identifiers`).
+_IDENTIFIER_READ_SCHEMA = pa.schema(
+    [("cci", pa.string()), ("created_at", pa.string()), ("nhs_anchored", pa.int64())]
+)
 #: The active records: which version is current, and their source's kind.
 _KEY_SCHEMA = pa.schema(
     [("unique_id", pa.int64()), ("current_version", pa.int64()), ("source_kind", pa.string())]
@@ -84,17 +88,6 @@ _REVIEW_COLUMNS = (
     "status",
     "created_at",
 )
-
-
-def _time(value: datetime | str) -> datetime:
-    """A timestamp as the DB-API returns it (SQLite: text), timezone-aware UTC."""
-    return _parsed(value) if isinstance(value, str) else as_utc(value)
-
-
-@lru_cache(maxsize=4096)
-def _parsed(text: str) -> datetime:
-    """Cached: the CCIs a run creates share its timestamp, and a snapshot reads them all."""
-    return as_utc(datetime.fromisoformat(text))
 
 
 def _literal_sql(connection: Connection, query: Any) -> str:
@@ -229,13 +222,6 @@ def load_snapshot(connection: Connection) -> RegistrySnapshot:
         ended = literal_column("+assignments.ended_at")
     current = select(Assignment.record_pk, Assignment.cci).where(ended.is_(None))
     prior = _arrow_rows(connection, current, PRIOR_SCHEMA)
-    identifiers = {}
-    active = select(Identifier.cci, Identifier.created_at, Identifier.nhs_anchored).where(
-        Identifier.status == "active"
-    )
-    for rows in _driver_rows(connection, active):
-        for cci, created, anchored in rows:
-            identifiers[cci] = PriorIdentifier(cci, _time(created), bool(anchored))
     latest: dict[tuple[int, int], str] = {}  # the latest verdict on a pair stands
     decision_mark = 0
     for decision_id, left, right, verdict in connection.execute(
@@ -251,7 +237,7 @@ def load_snapshot(connection: Connection) -> RegistrySnapshot:
         records=records,
         versions=versions,
         prior=prior,
-        identifiers=identifiers,
+        identifiers=_active_identifiers(connection),
         members_when_superseded=_superseded_members(connection),
         must_link=must,
         cannot_link=cannot,
@@ -259,6 +245,24 @@ def load_snapshot(connection: Connection) -> RegistrySnapshot:
         decision_mark=int(decision_mark),
         uncached_versions=uncached,
     )
+
+
+def _active_identifiers(connection: Connection) -> pa.Table:
+    """The active CCIs (IDENTIFIER_SCHEMA): read as text, whose times Arrow parses (as
+    PriorIdentifier objects they took 1.5 s of a re-run's 3.9 s snapshot of 1M records)."""
+    query = select(
+        Identifier.cci, Identifier.created_at, cast(Identifier.nhs_anchored, Integer)
+    ).where(Identifier.status == "active")
+    read = _arrow_rows(connection, query, _IDENTIFIER_READ_SCHEMA)
+    created = read["created_at"]
+    if connection.dialect.name == "sqlite":  # SQLite keeps no zone: everything written is UTC
+        created = created.cast(pa.timestamp("us"))
+    columns = [
+        read["cci"],
+        created.cast(IDENTIFIER_SCHEMA.field("created_at").type),
+        pc.not_equal(read["nhs_anchored"], 0),
+    ]
+    return pa.table(columns, schema=IDENTIFIER_SCHEMA)
 
 
 def first_load_snapshot(load: PlannedLoad) -> RegistrySnapshot:
