@@ -15,7 +15,7 @@ from linkage.link import link_registry, write_assignments
 from linkage.pseudonymise import LinkageKey, pseudonymise_file
 from linkage.store import bulk, ingest_files, make_engine
 from linkage.store.lookup_indexes import missing_lookup_indexes
-from linkage.store.models import LOOKUP_INDEXES, Base, Event, Identifier
+from linkage.store.models import LOOKUP_INDEXES, Assignment, Base, Event, Identifier
 
 KEY = LinkageKey(secret=bytes(range(32)))
 
@@ -78,6 +78,24 @@ def test_link_rerun_and_second_delivery_keep_identifiers_stable(
         first = assignments(engine, tmp_path / "a1.csv")
         assert len(first) == report.stats["records"] > 900
         assert report.stats["new"] == report.stats["clusters"]
+        # Each record's first CCI is an event, after the new CCIs' own, in assignment order.
+        with engine.connect() as c:
+            run_events = c.execute(
+                select(Event.type, Event.cci, Event.related_cci, Event.record_pk, Event.created_at)
+                .where(Event.run_id == report.run_id)
+                .order_by(Event.cursor)
+            ).all()
+            assigned = c.execute(
+                select(Assignment.cci, Assignment.record_pk, Assignment.assigned_at)
+                .where(Assignment.run_id == report.run_id)
+                .order_by(Assignment.id)
+            ).all()
+        assert [e.type for e in run_events] == ["created"] * report.stats["new"] + [
+            "reassigned"
+        ] * len(first)
+        assert all(e.related_cci is None for e in run_events)
+        firsts = [(e.cci, e.record_pk, e.created_at) for e in run_events[report.stats["new"] :]]
+        assert firsts == [tuple(row) for row in assigned]
 
         # The linkage is good: most records of one child share a CCI, children rarely share one.
         by_child: dict[str, set[str]] = defaultdict(set)
