@@ -6,10 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pyarrow as pa
+import pytest
 from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, select
 
-from linkage.store import make_engine
-from linkage.store.bulk import COPY_CHUNK_ROWS, bulk_insert, copy_out
+from linkage.store import bulk, make_engine
+from linkage.store.bulk import COPY_CHUNK_ROWS, ROWS_PER_STATEMENT, bulk_insert, copy_out
 from linkage.store.models import UtcDateTime
 
 _metadata = MetaData()
@@ -42,14 +43,19 @@ def _rows(count: int) -> list[tuple[object, ...]]:
     ]
 
 
-def test_rows_and_arrow_tables_go_in_unchanged(db_url: str) -> None:
+@pytest.mark.parametrize("variables", [32766, 13])  # SQLite: 200 rows a statement, or 2
+def test_rows_and_arrow_tables_go_in_unchanged(
+    db_url: str, variables: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "_variable_limit", lambda cursor: variables)
     engine = make_engine(db_url)
     rows = _rows(COPY_CHUNK_ROWS + 7)  # more than one COPY chunk
+    head = ROWS_PER_STATEMENT * 2 + 5  # whole statements of rows, and the rest
     try:
         _metadata.create_all(engine)
         with engine.begin() as connection:
-            bulk_insert(connection, "bulk_sample", _COLUMNS, rows[:100])
-            tail = list(zip(*rows[100:], strict=True))
+            bulk_insert(connection, "bulk_sample", _COLUMNS, rows[:head])
+            tail = list(zip(*rows[head:], strict=True))
             table = pa.table({n: pa.array(v) for n, v in zip(_COLUMNS, tail, strict=True)})
             bulk_insert(connection, "bulk_sample", _COLUMNS, table)
             bulk_insert(connection, "bulk_sample", _COLUMNS, [])
@@ -58,6 +64,16 @@ def test_rows_and_arrow_tables_go_in_unchanged(db_url: str) -> None:
         assert [tuple(r) for r in stored] == rows
     finally:
         _metadata.drop_all(engine)
+        engine.dispose()
+
+
+def test_a_row_of_the_wrong_width_is_refused(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        _metadata.create_all(engine)
+        with engine.begin() as connection, pytest.raises(ValueError, match="6 values"):
+            bulk_insert(connection, "bulk_sample", _COLUMNS, [*_rows(3), (9, "short")])
+    finally:
         engine.dispose()
 
 
