@@ -83,12 +83,22 @@ def test_same_file_twice_adds_nothing_and_changes_add_versions(
 def test_a_later_row_for_the_same_record_wins_within_a_file(db_url: str, tmp_path: Path) -> None:
     rng = random.Random(3)
     a, b = pseudo_row(rng, "health", "H1"), pseudo_row(rng, "health", "H1")
+    others = [pseudo_row(rng, source, f"X{i}") for i in range(40) for source in ("mis", "health")]
+    given = [*others[:50], a, *others[50:70], b, *others[70:]]
     engine = make_engine(db_url)
     try:
-        summary = ingest_files(engine, [write_pseudo_csv(tmp_path / "x.csv", [a, b])])
-        assert (summary.records_added, summary.versions_added) == (1, 1)
+        summary = ingest_files(engine, [write_pseudo_csv(tmp_path / "x.csv", given)])
+        assert (summary.records_added, summary.versions_added) == (81, 81)
         with engine.connect() as c:
-            assert c.scalar(select(record_versions.c.dob_tok)) == b["dob_tok"]
+            query = select(record_versions.c.dob_tok).join(Record).where(Record.record_id == "H1")
+            assert c.scalar(query) == b["dob_tok"]
+            # Records are numbered in key order (`_in_key_order`), whatever the file's order.
+            keys = c.execute(
+                select(SourceSystem.code, Record.record_id).join(SourceSystem).order_by(Record.id)
+            ).all()
+        assert [tuple(k) for k in keys] == sorted(
+            {(r["source_system"], r["record_id"]) for r in given}
+        )
     finally:
         engine.dispose()
 
@@ -292,7 +302,10 @@ def test_a_first_load_hands_its_rows_over_as_read_then_its_plan(
         assert read.schema == ROWS_READ_SCHEMA
         assert read["unique_id"].to_pylist() == list(range(1, 902))
         assert planned["unique_id"].to_pylist() == list(range(1, 901))  # the same keys
-        assert read["dob_tok"].to_pylist() == [r["dob_tok"] for r in [*rows, again]]
+        # In key order, a record's own rows as given (numbered so: see `_in_key_order`).
+        given = sorted([*rows, again], key=lambda r: (r["source_system"], r["record_id"]))
+        assert read["dob_tok"].to_pylist() == [r["dob_tok"] for r in given]
+        assert read["postcode_tok"].to_pylist() == [r["postcode_tok"] for r in given]
         assert planned.num_rows == summary.records_added == 900
         assert 42 in planned["postcode_tok"].to_pylist()  # the later row won
         # Into a registry that holds records nothing is handed over.
