@@ -393,7 +393,7 @@ def _link_first_load(
     timed.seconds.update(outcome.stats["seconds"])
     timed.restart()
     if not ingesting.done():  # the ingest is still writing: spend the wait on the write's work
-        explain_ahead(outcome)
+        explain_ahead(outcome, until=ingesting.done)
         timed("explain")
     ingesting.result()  # raises what stopped the ingest: the run's work is then dropped
     timed("ingest")  # what was left of the ingest's writing when the run was ready
