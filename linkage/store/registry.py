@@ -433,13 +433,15 @@ def apply_outcome(
     )
     if copied and plan.reassigned:
         _copy_first_assignment_events(connection, run_id, after=last_assignment)
-    with _explaining(outcome) as explained:
+    open_items = _open_review_items(connection)
+    fresh = [p for p in outcome.review if frozenset((p.record_l, p.record_r)) not in open_items]
+    with _explaining(outcome, [(p.record_l, p.record_r) for p in fresh]) as explained:
         for upkeep, _ in deferred:
             upkeep.restore(connection)
         if touched:
             _carry_over(connection, run_id, touched, held, stamp)
         explained()
-    _replace_review_items(connection, run_id, outcome, now)
+    _replace_review_items(connection, run_id, outcome, open_items, now)
     scored = outcome.scored
     keep_pairs(connection, scored.model_version, scored.pairs, scored.versions)
     connection.execute(
@@ -582,12 +584,19 @@ def _table(model: Any) -> Table:
     return table
 
 
-def explain_ahead(outcome: RunOutcome, *, until: Callable[[], bool] | None = None) -> None:
-    """Work out the review pairs' explanations, as stored, that are not worked out yet (1M
-    records, 45,000 items: about 2.3 s), a slice at a time until `until()` says to stop.
-    A run that must wait before it writes (a first load still being written) spends the wait
-    on them; the write works out the rest while the database builds its indexes."""
-    pairs = [(p.record_l, p.record_r) for p in outcome.review]
+def explain_ahead(
+    outcome: RunOutcome,
+    pairs: Sequence[tuple[int, int]] | None = None,
+    *,
+    until: Callable[[], bool] | None = None,
+) -> None:
+    """Work out the explanations, as stored, of these review pairs (default: all of the
+    run's) that are not worked out yet (1M records, 45,000 pairs: about 2.3 s), a slice at a
+    time until `until()` says to stop. A run that must wait before it writes (a first load
+    still being written) spends the wait on them; the write works out the rest of those its
+    new items need while the database builds its indexes."""
+    if pairs is None:
+        pairs = [(p.record_l, p.record_r) for p in outcome.review]
     pairs = [pair for pair in pairs if pair not in outcome.explained]
     for start in range(0, len(pairs), EXPLAIN_SLICE):
         if until is not None and until():
@@ -597,13 +606,13 @@ def explain_ahead(outcome: RunOutcome, *, until: Callable[[], bool] | None = Non
 
 
 @contextmanager
-def _explaining(outcome: RunOutcome) -> Iterator[Callable[[], None]]:
+def _explaining(outcome: RunOutcome, pairs: list[tuple[int, int]]) -> Iterator[Callable[[], None]]:
     """Work out the explanations still missing on a second thread while the block runs (the
     write's index builds, which hold no GIL: a thread beside the row inserts would slow each
     of them by waiting for the GIL). Yields `wait`, which returns once they are all worked
     out and raises what stopped the thread, if anything."""
     with ThreadPoolExecutor(1, thread_name_prefix="cci-explain") as pool:
-        done = pool.submit(explain_ahead, outcome)
+        done = pool.submit(explain_ahead, outcome, pairs)
         yield done.result
 
 
@@ -614,11 +623,9 @@ def _explanation_texts(outcome: RunOutcome, pairs: list[tuple[int, int]]) -> lis
     return [outcome.explained.get(pair) or now[pair] for pair in pairs]
 
 
-def _replace_review_items(
-    connection: Connection, run_id: int, outcome: RunOutcome, now: datetime
-) -> None:
-    """Open items for this run's review pairs; items no longer in the band become obsolete."""
-    open_items = {
+def _open_review_items(connection: Connection) -> dict[frozenset[int], int]:
+    """The open review items' ids by their pair of records."""
+    return {
         frozenset((left, right)): item_id
         for item_id, left, right in connection.execute(
             select(ReviewItem.id, ReviewItem.record_pk_l, ReviewItem.record_pk_r).where(
@@ -626,6 +633,17 @@ def _replace_review_items(
             )
         )
     }
+
+
+def _replace_review_items(
+    connection: Connection,
+    run_id: int,
+    outcome: RunOutcome,
+    open_items: dict[frozenset[int], int],
+    now: datetime,
+) -> None:
+    """Open items for this run's review pairs; open items (`_open_review_items`) no longer
+    in the band become obsolete."""
     wanted = {frozenset((p.record_l, p.record_r)): p for p in outcome.review}
     stale = [{"key": item_id} for pair, item_id in open_items.items() if pair not in wanted]
     if stale:
