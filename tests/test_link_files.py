@@ -228,18 +228,38 @@ def test_a_run_failing_after_the_ingest_committed_leaves_it(
 
 
 def test_into_a_registry_that_holds_records_the_ingest_commits_first(
-    sqlite_url: str, delivery: tuple[Path, Path]
+    db_url: str, other_db_url: str, delivery: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = make_engine(sqlite_url)
+    engine = make_engine(db_url)
     try:
         first, _ = link_files(engine, [delivery[0]])
+        # The version blocks the run reads: those read while the ingest wrote, then its own.
+        blocks_read: list[Any] = []
+        load = link_module.load_snapshot
+
+        def noting(connection: Connection, blocks: Any = None) -> Any:
+            blocks_read.append(blocks)
+            return load(connection, blocks)
+
+        monkeypatch.setattr(link_module, "load_snapshot", noting)
         again, report = link_files(engine, [delivery[1]])
         assert again.versions_added == 25 and again.records_added == 0
+        assert [b.versions.num_rows for b in blocks_read] == [first.records_added]
         assert "ingest" not in report.stats["seconds"]  # read from the registry instead
         assert report.stats["scoring"] == "incremental"
         assert report.stats["records"] == first.records_added
+        state = _state(engine)
     finally:
         engine.dispose()
+    monkeypatch.undo()
+    sequential = make_engine(other_db_url)
+    try:
+        for path in delivery:
+            ingest_files(sequential, [path])
+            link_registry(sequential)
+        assert state == _state(sequential)
+    finally:
+        sequential.dispose()
 
 
 def test_an_ingest_failing_after_the_hand_over_drops_the_run(

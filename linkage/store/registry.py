@@ -58,7 +58,7 @@ from linkage.store.models import (
     utcnow,
 )
 from linkage.store.term_frequencies import TermFrequencyTables, freeze_frequencies
-from linkage.store.version_blocks import BLOCK_SCHEMA, read_blocks
+from linkage.store.version_blocks import BLOCK_SCHEMA, BlocksRead, read_blocks
 from linkage.waterfall import count_frequencies
 
 FETCH_ROWS = 50_000
@@ -115,10 +115,13 @@ def _driver_rows(connection: Connection, query: Any) -> Iterator[list[tuple[Any,
         cursor.close()
 
 
-def current_records(connection: Connection) -> tuple[pa.Table, pa.Table]:
+def current_records(
+    connection: Connection, blocks: BlocksRead | None = None
+) -> tuple[pa.Table, pa.Table]:
     """Current versions of active records (`_READ_SCHEMA`, by record key), taken from the
-    version blocks; and those of them the blocks lacked (BLOCK_SCHEMA), read from
-    `record_versions` instead, for the run to add to the blocks."""
+    version blocks (those of `blocks` read before, and any added since); and those of them
+    the blocks lacked (BLOCK_SCHEMA), read from `record_versions` instead, for the run to add
+    to the blocks."""
     keys = _arrow_rows(
         connection,
         select(Record.id, Record.current_version, SourceSystem.kind)
@@ -127,7 +130,7 @@ def current_records(connection: Connection) -> tuple[pa.Table, pa.Table]:
         .order_by(Record.id),
         _KEY_SCHEMA,
     )
-    versions = read_blocks(connection)
+    versions = read_blocks(connection, since=blocks).versions
     at, rows = _current_positions(keys, versions)
     if len(at) == keys.num_rows:  # `at` is a subset of `keys`' positions, without repeats
         return _current_of(keys, versions, at, rows), BLOCK_SCHEMA.empty_table()
@@ -212,11 +215,12 @@ def _arrow_rows(connection: Connection, query: Any, schema: pa.Schema) -> pa.Tab
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
-def load_snapshot(connection: Connection) -> RegistrySnapshot:
+def load_snapshot(connection: Connection, blocks: BlocksRead | None = None) -> RegistrySnapshot:
     """Read in one snapshot transaction (`snapshot_transaction`), so the records, assignments
-    and event mark all describe the same moment."""
+    and event mark all describe the same moment. `blocks`: version blocks read before (they
+    never change), of which only those added since are read."""
     mark = connection.scalar(select(func.max(Event.cursor))) or 0
-    read, uncached = current_records(connection)
+    read, uncached = current_records(connection, blocks)
     versions = pa.table([read["unique_id"], read["current_version"]], schema=VERSION_SCHEMA)
     records = read.select(SNAPSHOT_SCHEMA.names)
     ended: Any = Assignment.ended_at

@@ -3,6 +3,8 @@ a linkage run's snapshot instead of a million rows of `record_versions`."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pyarrow as pa
 from sqlalchemy import Connection, insert, select
 
@@ -32,7 +34,26 @@ def store_blocks(connection: Connection, versions: pa.Table) -> None:
         )
 
 
-def read_blocks(connection: Connection) -> pa.Table:
-    """Every version stored in blocks (BLOCK_SCHEMA), in no particular order."""
-    parts = [from_parquet(data) for data in connection.scalars(select(RecordVersionBlock.parquet))]
-    return pa.concat_tables(parts).cast(BLOCK_SCHEMA) if parts else BLOCK_SCHEMA.empty_table()
+@dataclass(frozen=True)
+class BlocksRead:
+    """Versions read from the blocks (BLOCK_SCHEMA), up to block `last`. Blocks are only ever
+    added, never changed or removed: a later read needs only those added after it."""
+
+    versions: pa.Table
+    last: int = 0
+
+
+def read_blocks(connection: Connection, since: BlocksRead | None = None) -> BlocksRead:
+    """Every version stored in blocks, in no particular order: those read before (`since`),
+    and those of the blocks added after them."""
+    query = select(RecordVersionBlock.id, RecordVersionBlock.parquet).order_by(
+        RecordVersionBlock.id
+    )
+    parts, last = ([since.versions], since.last) if since else ([], 0)
+    if since:
+        query = query.where(RecordVersionBlock.id > since.last)
+    for block_id, data in connection.execute(query):
+        parts.append(from_parquet(data).cast(BLOCK_SCHEMA))
+        last = block_id
+    versions = pa.concat_tables(parts) if parts else BLOCK_SCHEMA.empty_table()
+    return BlocksRead(versions, last)

@@ -67,7 +67,7 @@ def test_snapshot_from_blocks_equals_snapshot_from_rows(db_url: str, delivery: P
         assert again.equals(from_rows)
 
         with write_transaction(engine) as connection:  # a version stored twice by mistake
-            store_blocks(connection, read_blocks(connection).slice(0, 7))
+            store_blocks(connection, read_blocks(connection).versions.slice(0, 7))
         twice, _, _ = _snapshot(engine)
         assert twice.equals(from_rows)
     finally:
