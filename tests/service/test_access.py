@@ -12,7 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
+from linkage.store import make_engine
+from linkage.store.models import Assignment, Identifier, Record, SourceSystem
 from tests.service.conftest import LiveService
 
 SOURCE_OF = {
@@ -38,17 +41,27 @@ def _cci(live: LiveService, source: str, record_id: str) -> str:
 
 
 def _foreign_cci(live: LiveService, source: str) -> str:
-    """A CCI whose cluster holds no record of `source`."""
-    admin = live.client("admin")
-    feed = admin.get("/v1/events", params={"limit": 1000}).json()["events"]
-    gp = live.client("gp")  # resolve scope: sees which sources hold records of a CCI
-    for event in feed:
-        if event["type"] != "created":
-            continue
-        view = gp.get(f"/v1/identifiers/{event['cci']}").json()
-        if view.get("status") == "active" and source not in view["source_systems"]:
-            return str(event["cci"])
-    raise AssertionError(f"no CCI without a {source} record")
+    """An active CCI that no record of `source` carries or carried, restricted ones included
+    (another agency's view of the holders leaves those out, so it cannot tell)."""
+    engine = make_engine(live.database_url)
+    try:
+        with engine.connect() as connection:
+            carried = (
+                select(Assignment.cci)
+                .join(Record, Record.id == Assignment.record_pk)
+                .join(SourceSystem, SourceSystem.id == Record.source_system_id)
+                .where(SourceSystem.code == source)
+            )
+            found = connection.scalar(
+                select(Identifier.cci)
+                .where(Identifier.status == "active", Identifier.cci.not_in(carried))
+                .order_by(Identifier.cci)
+                .limit(1)
+            )
+    finally:
+        engine.dispose()
+    assert found is not None, f"no CCI without a {source} record"
+    return str(found)
 
 
 ROLES = list(SOURCE_OF)
