@@ -249,8 +249,8 @@ def _read_batches(
 def _in_key_order(batch: pa.Table) -> pa.Table:
     """The batch's rows by source system and record id, a record's own rows in the order
     given (Arrow's sort is stable: the later row still wins). New records are numbered in
-    this order, so the index of their unique key grows in runs, not at random: on SQLite a
-    1M-record first load's `records` insert took 2.2 s instead of 4.8 s."""
+    this order, so the index of their unique key grows in runs, not at random: on SQLite 1M
+    `records` rows sorted in runs of 20,000 went in in 2.2 s against 4.8 s in file order."""
     keys = [("source_system", "ascending"), ("record_id", "ascending")]
     return batch.take(pc.sort_indices(batch, sort_keys=keys))
 
