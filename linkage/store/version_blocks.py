@@ -37,7 +37,9 @@ def store_blocks(connection: Connection, versions: pa.Table) -> None:
 @dataclass(frozen=True)
 class BlocksRead:
     """Versions read from the blocks (BLOCK_SCHEMA), up to block `last`. Blocks are only ever
-    added, never changed or removed: a later read needs only those added after it."""
+    added, never changed or removed: a later read needs only those added after it. (On
+    PostgreSQL a block committed later under a smaller id is missed; its versions are then
+    read from their rows, as any the blocks lack, see `registry.current_records`.)"""
 
     versions: pa.Table
     last: int = 0
