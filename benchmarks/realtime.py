@@ -45,7 +45,7 @@ from linkage.store.bulk import bulk_insert
 from linkage.store.clients import create_client
 from linkage.store.database import write_transaction
 from linkage.store.model_versions import save_model
-from linkage.store.models import utcnow
+from linkage.store.models import stored_timestamp
 
 #: Children never seen by the registry, generated once with it: each run submits its own
 #: slice, so a run on a kept registry (--folder) meets none of an earlier run's submissions.
@@ -94,7 +94,8 @@ def build(folder: Path, children: int) -> tuple[str, str, int]:
             "JOIN source_systems s ON s.id = r.source_system_id"
         ).all()
         cci_of_child: dict[str, str] = defaultdict(new_cci)
-        now = utcnow()
+        # As the store writes times (on SQLite, text with no zone: the snapshot parses it).
+        now = stored_timestamp(connection.dialect)
         assignments = [
             (pk, cci_of_child[child_of[(code, rid)]], "auto", now) for pk, code, rid in pks
         ]
