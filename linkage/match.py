@@ -34,7 +34,7 @@ from linkage.run import Thresholds
 from linkage.settings import linkage_settings
 from linkage.store.database import EVENT_ORDER_LOCK, write_transaction
 from linkage.store.ingest import content_hash
-from linkage.store.models import Model, stored_timestamp
+from linkage.store.models import LOOKUP_INDEXES, Model, stored_timestamp
 from linkage.store.term_frequencies import freeze_frequencies, load_frequencies
 
 #: How often a worker checks which model is active (seconds).
@@ -43,6 +43,8 @@ SET_COLUMNS = tuple(c.name for c in ENCODING_COLUMNS if c.type == "int64_set")
 _ENCODINGS = tuple(c.name for c in ENCODING_COLUMNS)
 _VERSION_COLUMNS = ("sex", "restricted", *_ENCODINGS)
 #: Candidates are read as stored versions: see `_candidate_sql`.
+#: The date-of-birth look-up index's columns (`_lead`).
+_DOB_INDEX = dict(LOOKUP_INDEXES)["ix_record_versions_dob"]
 _SELECT_VERSIONS = f"SELECT record_pk, version, {', '.join(_VERSION_COLUMNS)} FROM record_versions"
 
 
@@ -106,12 +108,11 @@ def _candidate_sql(record: Mapping[str, Any], after: int = 0) -> tuple[str, list
     asked once, for the few that matter (`_current`). Joined here, that cost a record and an
     assignment look-up per candidate, each a walk from the root of a 1M-row B-tree (a commit by
     any other connection empties SQLite's page cache)."""
-    # Rules that share their two leading equalities (given and family name, then a date part
-    # or district) make one term, `lead AND (rest OR rest ...)`: one probe of their index and
-    # one read of its rows instead of one per rule.
+    # Rules that share their leading equalities make one term, `lead AND (rest OR rest ...)`:
+    # one probe of their index and one read of its rows instead of one per rule.
     groups: dict[tuple[tuple[str, Any], ...], list[tuple[tuple[str, Any], ...]]] = {}
     for pairs in _rule_terms(record):
-        lead = pairs[:2] if len(pairs) > 2 else pairs
+        lead = _lead(pairs)
         groups.setdefault(lead, []).append(pairs[len(lead) :])
     if not groups:
         return "", []
@@ -133,6 +134,18 @@ def _candidate_sql(record: Mapping[str, Any], after: int = 0) -> tuple[str, list
         sql += " AND rowid > ?"
         params.append(after)
     return sql, params
+
+
+def _lead(pairs: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
+    """The equalities of a rule's term that probe its look-up index: the date of birth alone
+    for the date rules (its index holds their other columns, which are checked in the index
+    entries of that date: a table row is read only for an entry that matches); the first two
+    of a longer rule (given and family name, then a date part or district, share the names
+    index); else all of them."""
+    columns = [column for column, _ in pairs]
+    if columns[0] == _DOB_INDEX[0] and set(columns) <= set(_DOB_INDEX):
+        return pairs[:1]
+    return pairs[:2] if len(pairs) > 2 else pairs
 
 
 def _rule_terms(record: Mapping[str, Any]) -> list[tuple[tuple[str, Any], ...]]:

@@ -1,6 +1,8 @@
-"""Every blocking rule's candidate look-up is an index search on all of its equalities, or on
-the shared names index: a rule left to filter a common column's rows (every child born that
-day) made real-time matching several times slower on a large registry."""
+"""Every blocking rule's candidate look-up is an index search on its equalities: on all of
+them, or on a prefix of an index that holds the rest (checked in its entries, so no table row
+is read for an entry that does not match), or on the shared names index. A rule left to filter
+a common column's rows from the table (every child born that day) made real-time matching
+several times slower on a large registry."""
 
 from __future__ import annotations
 
@@ -36,7 +38,9 @@ def test_each_blocking_rule_is_an_index_search(sqlite_url: str, rule: BlockingRu
     assert used is not None, plan
     name, searched = used.group(1), used.group(2)
     columns = {candidate for _, candidate in rule.equalities}
+    searched_columns = {c.split("=")[0] for c in searched.split(" AND ")}
+    assert searched_columns <= columns, plan
     if name != SHARED:
-        assert {c.split("=")[0] for c in searched.split(" AND ")} == columns, plan
+        assert columns <= set(dict(LOOKUP_INDEXES)[name]), plan
     assert name in dict(LOOKUP_INDEXES)
     engine.dispose()
