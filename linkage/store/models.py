@@ -292,7 +292,16 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_cci", "cci"),
-        Index("ix_events_related_cci", "related_cci"),
+        # Only merges, splits and moves name a related CCI: most events (a record's first
+        # CCI, a new CCI) leave it NULL, and the index leaves them out (1.6M events of a
+        # first run: 0.05 s to build against 0.42 s). `related_cci = ?` and `IN (...)`
+        # imply the index's condition, so both databases use it for them.
+        Index(
+            "ix_events_related_cci",
+            "related_cci",
+            sqlite_where=text("related_cci IS NOT NULL"),
+            postgresql_where=text("related_cci IS NOT NULL"),
+        ),
         {"sqlite_autoincrement": True},
     )
 
