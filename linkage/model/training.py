@@ -90,11 +90,13 @@ def agreement_u(values: pa.ChunkedArray | pa.Array) -> float | None:
     they were not matches, so it is an upper bound on u: the weight it gives agreement is
     conservative, and it is stable from run to run. None when fewer than two values exist.
     """
-    counts = pc.value_counts(values.drop_null()).field("counts").to_pylist()
-    total = sum(counts)
+    counts = pc.value_counts(values.drop_null()).field("counts")
     if len(counts) < 2:
         return None
-    return float(sum(c * c for c in counts) / (total * total))
+    # Exact integer sums in Arrow (a million records' counts as Python ints took 0.15 s).
+    total = int(pc.sum(counts).as_py())
+    squares = int(pc.sum(pc.multiply(counts, counts)).as_py())
+    return float(squares / (total * total))
 
 
 def _identifier_u(linker: Linker, records: pa.Table) -> dict[str, float]:
