@@ -247,7 +247,8 @@ def run_linkage(
             in_play,
             members_when_superseded=snapshot.members_when_superseded,
         )
-        anchored = [any(uid in health_nhs for uid in members) for members in clustering.clusters]
+        health = set(health_nhs)  # a set: isdisjoint then walks the smaller side, in C
+        anchored = [not members.isdisjoint(health) for members in clustering.clusters]
         anchoring_changed = [
             cci
             for cci, flag in zip(plan.cci_of_cluster, anchored, strict=True)
