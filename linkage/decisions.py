@@ -541,7 +541,8 @@ def _write_plan(
                 for r, (_, new) in plan.reassigned.items()
             ],
         )
-    if plan.events:
+    events = plan.events
+    if events:
         hold_event_order(connection)
         connection.execute(
             insert(Event),
@@ -554,6 +555,6 @@ def _write_plan(
                     "detail": {"decisions": decision_ids},
                     "created_at": now,
                 }
-                for e in plan.events
+                for e in events
             ],
         )

@@ -88,8 +88,21 @@ class AssignmentPlan:
     reinstated: list[str] = field(default_factory=list)
     retired: list[str] = field(default_factory=list)
     split_from: dict[str, str] = field(default_factory=dict)  # new or reinstated -> old
+    #: Records whose CCI changes (before, after), in event order.
     reassigned: dict[RecordKey, tuple[str | None, str]] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
+    #: The events of identifiers (created, superseded, ...), in order: `events` adds the
+    #: records' `reassigned` events after them.
+    identifier_events: list[Event] = field(default_factory=list)
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event, in order: the identifiers' events, then a `reassigned` event for each
+        record in `reassigned`. Made when asked for: a first run's million records' events
+        are copied by the database from their assignments (`linkage.store.registry`)."""
+        return self.identifier_events + [
+            Event("reassigned", after, related_cci=before, record=record)
+            for record, (before, after) in self.reassigned.items()
+        ]
 
 
 def assign_identifiers(
@@ -141,10 +154,10 @@ def assign_identifiers(
         if cci in best_cluster:
             successor = plan.cci_of_cluster[best_cluster[cci]]
             plan.superseded[cci] = successor
-            plan.events.append(Event("superseded", cci, related_cci=successor))
+            plan.identifier_events.append(Event("superseded", cci, related_cci=successor))
         else:
             plan.retired.append(cci)
-            plan.events.append(Event("retired", cci))
+            plan.identifier_events.append(Event("retired", cci))
 
     # Clusters without a CCI: reinstate an undone merge, else a new CCI.
     reinstatable = dict(members_when_superseded or {})
@@ -158,24 +171,21 @@ def assign_identifiers(
             plan.cci_of_cluster[index] = back
             plan.reinstated.append(back)
             plan.split_from[back] = origin or ""
-            plan.events.append(Event("reinstated", back, related_cci=origin))
+            plan.identifier_events.append(Event("reinstated", back, related_cci=origin))
             del reinstatable[back]
             continue
         cci = make_cci()
         plan.cci_of_cluster[index] = cci
         plan.created.append(cci)
-        plan.events.append(Event("created", cci))
+        plan.identifier_events.append(Event("created", cci))
         if origin is not None:
             plan.split_from[cci] = origin
-            plan.events.append(Event("split", cci, related_cci=origin))
+            plan.identifier_events.append(Event("split", cci, related_cci=origin))
 
-    for index, members in enumerate(clusters):
-        cci = plan.cci_of_cluster[index]
-        moved = [record for record in members if prior_cci.get(record) != cci]
-        for record in sorted(moved):
-            before = prior_cci.get(record)
-            plan.reassigned[record] = (before, cci)
-            plan.events.append(Event("reassigned", cci, related_cci=before, record=record))
+    prior_of = prior_cci.get
+    for cci, members in zip(plan.cci_of_cluster, clusters, strict=True):
+        moved = sorted(record for record in members if prior_of(record) != cci)
+        plan.reassigned.update((record, (prior_of(record), cci)) for record in moved)
     return plan
 
 

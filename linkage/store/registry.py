@@ -412,7 +412,7 @@ def apply_outcome(
     assignments, events = _table(Assignment), _table(Event)
     deferred = [
         (DeferredIndexes(assignments), len(plan.reassigned)),
-        (DeferredIndexes(events), len(plan.events)),
+        (DeferredIndexes(events), len(plan.identifier_events) + len(plan.reassigned)),
         (DeferredForeignKeys(assignments), len(plan.reassigned)),
     ]
     for upkeep, rows in deferred:
@@ -428,7 +428,7 @@ def apply_outcome(
         ("record_pk", "cci", "run_id", "method", "assigned_at"),
         [(r, after, run_id, "auto", stamp) for r, (_, after) in plan.reassigned.items()],
     )
-    sent = [e for e in plan.events if e.type != "reassigned"] if copied else plan.events
+    sent = plan.identifier_events if copied else plan.events
     bulk_insert(
         connection,
         "events",
