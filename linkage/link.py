@@ -47,12 +47,14 @@ from linkage.store.lookup_indexes import building_lookup_indexes
 from linkage.store.model_versions import active_model, save_model
 from linkage.store.models import Assignment, LinkageRun, Record, SourceSystem, utcnow
 from linkage.store.registry import (
+    Identities,
     apply_outcome,
     explain_ahead,
     first_load_snapshot,
     freeze_snapshot_frequencies,
     load_scored_state,
     load_snapshot,
+    read_identities,
     start_run,
 )
 from linkage.store.term_frequencies import (
@@ -226,10 +228,10 @@ def link_registry(
         ThreadPoolExecutor(1, thread_name_prefix="cci-read-ahead") as pool,
     ):
         reading = read_ahead or pool.submit(_read_ahead, engine)
-        blocks = _blocks_read(read_ahead)
+        blocks, identities = _taken_for_snapshot(read_ahead)
         with collector_paused(), snapshot_transaction(engine) as connection:
-            snapshot = load_snapshot(connection, blocks)
-        del blocks  # the snapshot holds what it took of them
+            snapshot = load_snapshot(connection, blocks, identities)
+        del blocks, identities  # the snapshot holds what it took of them
         timed("load")
         training = snapshot.records.drop_columns(["source_kind"])
         choice = _choose_model(engine, training, stage, lambda: engine_api(link_engine))
@@ -271,37 +273,56 @@ class _ReadAhead:
     frequencies: TermFrequencyTables | None
     #: The pairs earlier runs kept.
     prior: ScoredState | None
-    #: The version blocks, when read ahead of the snapshot (`link_files`).
+    #: The version blocks and identities, when read ahead of the snapshot (`link_files`).
     blocks: BlocksRead | None = None
+    identities: Identities | None = None
 
 
-def _blocks_read(read_ahead: Future[_ReadAhead] | None) -> BlocksRead | None:
-    """The version blocks read ahead, if any, taken out of what was read: once the snapshot
-    has taken the current versions, their memory goes back for the run's next copies (kept,
-    they cost a re-run of 1M records 1 s of fresh pages)."""
+def _taken_for_snapshot(
+    read_ahead: Future[_ReadAhead] | None,
+) -> tuple[BlocksRead | None, Identities | None]:
+    """The version blocks and identities read ahead, if any, taken out of what was read: once
+    the snapshot has taken them, their memory goes back for the run's next copies (the
+    blocks, kept, cost a re-run of 1M records 1 s of fresh pages)."""
     if read_ahead is None:
-        return None
+        return None, None
     ahead = read_ahead.result()
-    blocks, ahead.blocks = ahead.blocks, None
-    return blocks
+    blocks, identities = ahead.blocks, ahead.identities
+    ahead.blocks = ahead.identities = None
+    return blocks, identities
 
 
-def _read_ahead(engine: Engine, *, blocks: bool = False) -> _ReadAhead:
+def _read_ahead(engine: Engine, *, during_ingest: bool = False) -> _ReadAhead:
     """Read while the snapshot loads (Parquet decoding, driver fetches: on the core the
     snapshot's reading leaves idle), or while an ingest writes, in a snapshot of its own.
     Kept pairs read before the run is claimed may be older or newer than the snapshot;
     either way they hold scores of the record versions they name, and the run scores again
     every record whose version differs (`linkage.run`). Frozen frequencies never change once
-    frozen, nor do version blocks (`blocks`: read them too; the snapshot adds newer ones)."""
-    with snapshot_transaction(engine) as connection:
-        read = read_blocks(connection) if blocks else None
+    frozen, nor do version blocks. `during_ingest`: read the blocks too (the snapshot adds
+    newer ones), and the identities, which the ingest does not change (the snapshot takes
+    them if nothing else did: on 1M records, 1 s less of a re-run's snapshot)."""
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="cci-read-identities") as pool,
+        snapshot_transaction(engine) as connection,
+    ):
+        # On a thread of its own: driver fetches, while the blocks' decoding holds no GIL.
+        identities = pool.submit(_identities, engine) if during_ingest else None
+        read = read_blocks(connection) if during_ingest else None
         prior = load_scored_state(connection)
         found = active_model(connection)
-        if found is None:
-            return _ReadAhead(None, None, prior, read)
-        version, settings, _ = found
-        compiled_model(settings)  # made once per process: the run needs it next
-        return _ReadAhead(version, load_frequencies(connection, version), prior, read)
+        version = frequencies = None
+        if found is not None:
+            version, settings, _ = found
+            compiled_model(settings)  # made once per process: the run needs it next
+            frequencies = load_frequencies(connection, version)
+        return _ReadAhead(
+            version, frequencies, prior, read, identities.result() if identities else None
+        )
+
+
+def _identities(engine: Engine) -> Identities:
+    with snapshot_transaction(engine) as connection:
+        return read_identities(connection)
 
 
 def link_files(
@@ -338,8 +359,8 @@ def link_files(
         ThreadPoolExecutor(1, thread_name_prefix="cci-ingest") as pool,
     ):
         # What a run over a registry linked before reads that the ingest does not change
-        # (kept pairs, the versions' blocks): read while it writes (1M records: 0.5-1 s).
-        ahead = reader.submit(_read_ahead, engine, blocks=True)
+        # (kept pairs, the versions' blocks, the identities): read while it writes.
+        ahead = reader.submit(_read_ahead, engine, during_ingest=True)
         ingesting = pool.submit(
             ingest_files,
             engine,

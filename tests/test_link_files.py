@@ -12,17 +12,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, insert, inspect, text
 
 from linkage import link as link_module
 from linkage import pseudonymised_file
 from linkage.demo import write_delivery
 from linkage.errors import UnusableInputError
 from linkage.link import link_files, link_registry
+from linkage.match import Matcher
 from linkage.pseudonymise import LinkageKey, pseudonymise_file
-from linkage.store import bulk, ingest, ingest_files, make_engine
+from linkage.pseudonymised_file import read_pseudonymised
+from linkage.run import RegistrySnapshot
+from linkage.store import bulk, ingest, ingest_files, make_engine, write_transaction
+from linkage.store.database import snapshot_transaction
 from linkage.store.kept_pairs import kept_pairs
 from linkage.store.lookup_indexes import missing_lookup_indexes
+from linkage.store.models import Decision
+from linkage.store.registry import Identities, load_snapshot, read_identities
 
 KEY = LinkageKey(secret=bytes(range(32)))
 
@@ -235,16 +241,20 @@ def test_into_a_registry_that_holds_records_the_ingest_commits_first(
         first, _ = link_files(engine, [delivery[0]])
         # The version blocks the run reads: those read while the ingest wrote, then its own.
         blocks_read: list[Any] = []
+        taken: list[bool] = []
         load = link_module.load_snapshot
 
-        def noting(connection: Connection, blocks: Any = None) -> Any:
+        def noting(connection: Connection, blocks: Any = None, identities: Any = None) -> Any:
             blocks_read.append(blocks)
-            return load(connection, blocks)
+            snapshot = load(connection, blocks, identities)
+            taken.append(identities is not None and snapshot.prior is identities.prior)
+            return snapshot
 
         monkeypatch.setattr(link_module, "load_snapshot", noting)
         again, report = link_files(engine, [delivery[1]])
         assert again.versions_added == 25 and again.records_added == 0
         assert [b.versions.num_rows for b in blocks_read] == [first.records_added]
+        assert taken == [True]  # the identities read during the ingest: nothing changed them
         assert "ingest" not in report.stats["seconds"]  # read from the registry instead
         assert report.stats["scoring"] == "incremental"
         assert report.stats["records"] == first.records_added
@@ -336,3 +346,54 @@ def _model(engine: Engine) -> dict[str, Any]:
         ).one()
     loads = (lambda v: v) if isinstance(settings, dict) else json.loads
     return {"settings": loads(settings), "summary": loads(summary)}
+
+
+def test_identities_read_ahead_stand_unless_something_changed_them(
+    db_url: str, delivery: tuple[Path, Path]
+) -> None:
+    """What `cci link --input` reads while its ingest writes (assignments, CCIs, decisions)
+    is taken by the snapshot after it only if no event, decision or finished run came since."""
+    engine = make_engine(db_url)
+
+    def ahead() -> Identities:
+        with snapshot_transaction(engine) as connection:
+            return read_identities(connection)
+
+    def snapshot(identities: Identities) -> RegistrySnapshot:
+        with snapshot_transaction(engine) as connection:
+            return load_snapshot(connection, identities=identities)
+
+    try:
+        link_files(engine, [delivery[0]])
+        before = ahead()
+        assert snapshot(before).prior is before.prior
+        # A decision that moves no record (no event) still constrains the next run.
+        with engine.connect() as connection:
+            a, b = connection.execute(
+                text(
+                    "SELECT a.record_pk, b.record_pk FROM assignments a JOIN assignments b "
+                    "ON a.cci < b.cci ORDER BY a.record_pk, b.record_pk LIMIT 1"
+                )
+            ).one()
+        with write_transaction(engine) as connection:
+            connection.execute(
+                insert(Decision).values(
+                    record_pk_l=a, record_pk_r=b, verdict="different", decided_by="test"
+                )
+            )
+        after = snapshot(before)
+        assert after.prior is not before.prior and (a, b) in after.cannot_link
+        # A real-time submission: its record's CCI is in the snapshot.
+        before = ahead()
+        row = next(read_pseudonymised(delivery[0])).to_pylist()[0]
+        match = Matcher(engine).submit(dict(row, record_id="submitted-later"), actor="test")
+        after = snapshot(before)
+        assert after.event_mark > before.changes.event_mark
+        assert match.cci in after.prior["cci"].to_pylist()
+        assert len(after.prior) == len(before.prior) + 1
+        # A run that finished since.
+        before = ahead()
+        link_registry(engine)
+        assert snapshot(before).prior is not before.prior
+    finally:
+        engine.dispose()

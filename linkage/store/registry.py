@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -215,14 +216,52 @@ def _arrow_rows(connection: Connection, query: Any, schema: pa.Schema) -> pa.Tab
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
-def load_snapshot(connection: Connection, blocks: BlocksRead | None = None) -> RegistrySnapshot:
-    """Read in one snapshot transaction (`snapshot_transaction`), so the records, assignments
-    and event mark all describe the same moment. `blocks`: version blocks read before (they
-    never change), of which only those added since are read."""
-    mark = connection.scalar(select(func.max(Event.cursor))) or 0
-    read, uncached = current_records(connection, blocks)
-    versions = pa.table([read["unique_id"], read["current_version"]], schema=VERSION_SCHEMA)
-    records = read.select(SNAPSHOT_SCHEMA.names)
+@dataclass(frozen=True)
+class Identities:
+    """What a snapshot reads besides the records: current assignments, active CCIs, the
+    records superseded CCIs held, the decisions' constraints, and the marks of the newest
+    event and decision. An ingest changes none of it, so `cci link --input` reads it while the
+    ingest writes (`read_identities`), and the snapshot after the ingest takes it as read if
+    nothing else changed it meanwhile (its `Changes` are the same then)."""
+
+    prior: pa.Table
+    identifiers: pa.Table
+    members_when_superseded: dict[str, tuple[str, frozenset[int]]]
+    must_link: list[tuple[int, int]]
+    cannot_link: list[tuple[int, int]]
+    decision_mark: int
+    changes: Changes
+
+
+@dataclass(frozen=True)
+class Changes:
+    """Counters that move whenever assignments or CCIs may have changed: every real-time
+    submission and withdrawal writes an event (cursors are handed out in commit order,
+    `hold_event_order`), every decision a row (counted: on PostgreSQL a smaller id can commit
+    after a larger one), and a run's result commits with its run marked finished (a run can
+    change a CCI's anchoring and write no event)."""
+
+    event_mark: int
+    decisions: int
+    runs_finished: int
+
+
+def _changes(connection: Connection) -> Changes:
+    return Changes(
+        int(connection.scalar(select(func.max(Event.cursor))) or 0),
+        int(connection.scalar(select(func.count()).select_from(Decision)) or 0),
+        int(
+            connection.scalar(
+                select(func.count()).select_from(LinkageRun).where(LinkageRun.status != "running")
+            )
+            or 0
+        ),
+    )
+
+
+def read_identities(connection: Connection) -> Identities:
+    """`Identities` as of the connection's transaction (a snapshot transaction)."""
+    changes = _changes(connection)
     ended: Any = Assignment.ended_at
     if connection.dialect.name == "sqlite":
         # A unary plus keeps SQLite off the index of current assignments: walking it costs a
@@ -240,18 +279,40 @@ def load_snapshot(connection: Connection, blocks: BlocksRead | None = None) -> R
     ):
         latest[(min(left, right), max(left, right))] = verdict
         decision_mark = decision_id
-    must = [pair for pair, verdict in latest.items() if verdict == "same"]
-    cannot = [pair for pair, verdict in latest.items() if verdict == "different"]
-    return RegistrySnapshot(
-        records=records,
-        versions=versions,
+    return Identities(
         prior=prior,
         identifiers=_active_identifiers(connection),
         members_when_superseded=_superseded_members(connection),
-        must_link=must,
-        cannot_link=cannot,
-        event_mark=int(mark),
+        must_link=[pair for pair, verdict in latest.items() if verdict == "same"],
+        cannot_link=[pair for pair, verdict in latest.items() if verdict == "different"],
         decision_mark=int(decision_mark),
+        changes=changes,
+    )
+
+
+def load_snapshot(
+    connection: Connection,
+    blocks: BlocksRead | None = None,
+    identities: Identities | None = None,
+) -> RegistrySnapshot:
+    """Read in one snapshot transaction (`snapshot_transaction`), so the records, assignments
+    and event mark all describe the same moment. `blocks`: version blocks read before (they
+    never change), of which only those added since are read. `identities`: read before, and
+    taken as they are if nothing changed them since (else read again)."""
+    if identities is None or identities.changes != _changes(connection):
+        identities = read_identities(connection)
+    read, uncached = current_records(connection, blocks)
+    versions = pa.table([read["unique_id"], read["current_version"]], schema=VERSION_SCHEMA)
+    return RegistrySnapshot(
+        records=read.select(SNAPSHOT_SCHEMA.names),
+        versions=versions,
+        prior=identities.prior,
+        identifiers=identities.identifiers,
+        members_when_superseded=identities.members_when_superseded,
+        must_link=identities.must_link,
+        cannot_link=identities.cannot_link,
+        event_mark=identities.changes.event_mark,
+        decision_mark=identities.decision_mark,
         uncached_versions=uncached,
     )
 
