@@ -35,6 +35,7 @@ from linkage.model.incremental import VERSION_SCHEMA
 from linkage.pseudonymised_file import BATCH_SCHEMA
 from linkage.run import RegistrySnapshot, ReviewPair, RunOutcome, ScoredState
 from linkage.store.bulk import (
+    FRESH_MEMORY,
     DeferredForeignKeys,
     DeferredIndexes,
     bulk_insert,
@@ -172,7 +173,7 @@ def _current_of(keys: pa.Table, versions: pa.Table, at: pa.Array, rows: pa.Array
     """The current versions at those positions (`_current_positions`), as `_READ_SCHEMA`."""
     if not keys.num_rows:
         return _READ_SCHEMA.empty_table()
-    taken = versions.take(rows)
+    taken = pc.take(versions, rows, memory_pool=FRESH_MEMORY)
     columns = {
         "unique_id": keys["unique_id"].take(at),
         "source_kind": keys["source_kind"].take(at),
