@@ -96,6 +96,13 @@ def test_link_rerun_and_second_delivery_keep_identifiers_stable(
         assert all(e.related_cci is None for e in run_events)
         firsts = [(e.cci, e.record_pk, e.created_at) for e in run_events[report.stats["new"] :]]
         assert firsts == [tuple(row) for row in assigned]
+        # The new CCIs' events: one each, at the time the CCI was made.
+        with engine.connect() as c:
+            made = c.execute(
+                select(Identifier.cci, Identifier.created_at).order_by(Identifier.cci)
+            ).all()
+        created = sorted((e.cci, e.created_at) for e in run_events[: report.stats["new"]])
+        assert created == [tuple(row) for row in made]
 
         # The linkage is good: most records of one child share a CCI, children rarely share one.
         by_child: dict[str, set[str]] = defaultdict(set)

@@ -436,6 +436,22 @@ def apply_outcome(
     anchored = {
         cci: flag for cci, flag in zip(plan.cci_of_cluster, outcome.nhs_anchored, strict=True)
     }
+    # Records that had no CCI (all of them on a first run): their events repeat their new
+    # assignment rows, so the database copies them (1M records: 0.2 s, against 1.5 s for the
+    # rows sent one by one). They come last in the plan's events, in the assignments' order.
+    copied = all(before is None for before, _ in plan.reassigned.values())
+    # On SQLite, when CCIs are only created (a first run), their `created` events are copied
+    # from the identifier rows too, in the rows' (CCI) order: 580,000 cost 0.5 s sent.
+    created_copied = (
+        copied
+        and connection.dialect.name == "sqlite"
+        and all(e.type == "created" for e in plan.identifier_events)
+    )
+    last_identifier = (
+        connection.exec_driver_sql("SELECT max(rowid) FROM identifiers").scalar() or 0
+        if created_copied
+        else 0
+    )
     bulk_insert(
         connection,
         "identifiers",
@@ -479,10 +495,6 @@ def apply_outcome(
     ]
     for upkeep, rows in deferred:
         upkeep.before_insert(connection, rows)
-    # Records that had no CCI (all of them on a first run): their events repeat their new
-    # assignment rows, so the database copies them (1M records: 0.2 s, against 1.5 s for the
-    # rows sent one by one). They come last in the plan's events, in the assignments' order.
-    copied = all(before is None for before, _ in plan.reassigned.values())
     last_assignment = (connection.scalar(select(func.max(Assignment.id))) or 0) if copied else 0
     bulk_insert(
         connection,
@@ -490,13 +502,20 @@ def apply_outcome(
         ("record_pk", "cci", "run_id", "method", "assigned_at"),
         [(r, after, run_id, "auto", stamp) for r, (_, after) in plan.reassigned.items()],
     )
-    sent = plan.identifier_events if copied else plan.events
-    bulk_insert(
-        connection,
-        "events",
-        ("type", "cci", "related_cci", "record_pk", "run_id", "created_at"),
-        [(e.type, e.cci, e.related_cci, e.record, run_id, stamp) for e in sent],
-    )
+    if created_copied:
+        connection.exec_driver_sql(
+            "INSERT INTO events (type, cci, run_id, created_at) SELECT 'created', cci, ?, "
+            "created_at FROM identifiers WHERE rowid > ? ORDER BY rowid",
+            (run_id, last_identifier),
+        )
+    else:
+        sent = plan.identifier_events if copied else plan.events
+        bulk_insert(
+            connection,
+            "events",
+            ("type", "cci", "related_cci", "record_pk", "run_id", "created_at"),
+            [(e.type, e.cci, e.related_cci, e.record, run_id, stamp) for e in sent],
+        )
     if copied and plan.reassigned:
         _copy_first_assignment_events(connection, run_id, after=last_assignment)
     open_items = _open_review_items(connection)
