@@ -455,8 +455,9 @@ def apply_outcome(
     bulk_insert(
         connection,
         "identifiers",
-        ("cci", "status", "nhs_anchored", "created_at", "changed_at"),
-        [(c, "active", anchored[c], stamp, stamp) for c in sorted(plan.created)],  # B-tree order
+        ("cci", "nhs_anchored"),
+        [(c, anchored[c]) for c in sorted(plan.created)],  # in B-tree order
+        constants={"status": "active", "created_at": stamp, "changed_at": stamp},
     )
     driver_executemany(
         connection,
@@ -499,8 +500,9 @@ def apply_outcome(
     bulk_insert(
         connection,
         "assignments",
-        ("record_pk", "cci", "run_id", "method", "assigned_at"),
-        [(r, after, run_id, "auto", stamp) for r, (_, after) in plan.reassigned.items()],
+        ("record_pk", "cci"),
+        [(r, after) for r, (_, after) in plan.reassigned.items()],
+        constants={"run_id": run_id, "method": "auto", "assigned_at": stamp},
     )
     if created_copied:
         connection.exec_driver_sql(
@@ -513,8 +515,9 @@ def apply_outcome(
         bulk_insert(
             connection,
             "events",
-            ("type", "cci", "related_cci", "record_pk", "run_id", "created_at"),
-            [(e.type, e.cci, e.related_cci, e.record, run_id, stamp) for e in sent],
+            ("type", "cci", "related_cci", "record_pk"),
+            [(e.type, e.cci, e.related_cci, e.record) for e in sent],
+            constants={"run_id": run_id, "created_at": stamp},
         )
     if copied and plan.reassigned:
         _copy_first_assignment_events(connection, run_id, after=last_assignment)

@@ -11,7 +11,7 @@ from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table,
 
 from linkage.store import bulk, make_engine
 from linkage.store.bulk import COPY_CHUNK_ROWS, ROWS_PER_STATEMENT, bulk_insert, copy_out
-from linkage.store.models import UtcDateTime
+from linkage.store.models import UtcDateTime, stored_timestamp
 
 _metadata = MetaData()
 _sample = Table(
@@ -93,5 +93,50 @@ def test_copy_out_reads_what_was_written(postgres_url: str) -> None:
         read = pa.concat_tables(tables)
         assert read.schema == schema
         assert list(zip(*(c.to_pylist() for c in read.columns), strict=True)) == rows
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "constant",
+    [
+        {"text": 'it\'s "quoted", with a comma', "flag": -1, "weight": 1 / 3, "ok": True},
+        {"text": "", "flag": None, "weight": 5e-324, "ok": False},
+        {"text": None, "flag": 2**31 - 1, "weight": -0.0, "ok": None},
+    ],
+)
+def test_constants_go_in_as_bound_values_would(db_url: str, constant: dict[str, object]) -> None:
+    engine = make_engine(db_url)
+    try:
+        _metadata.create_all(engine)
+        count = ROWS_PER_STATEMENT + 3  # whole statements, and the rest
+        with engine.begin() as connection:
+            constants = {**constant, "at": stored_timestamp(connection.dialect, _MOMENT)}
+            bulk_insert(
+                connection,
+                "bulk_sample",
+                ("id",),
+                [(i,) for i in range(count)],
+                constants=constants,
+            )
+        with engine.connect() as connection:
+            stored = connection.execute(select(_sample).order_by(_sample.c.id)).all()
+        expected = [
+            (i, constant["text"], constant["flag"], constant["weight"], _MOMENT, constant["ok"])
+            for i in range(count)
+        ]
+        assert [tuple(r) for r in stored] == expected
+    finally:
+        _metadata.drop_all(engine)
+        engine.dispose()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), b"bytes", _MOMENT])
+def test_a_constant_without_an_sqlite_literal_is_refused(sqlite_url: str, value: object) -> None:
+    engine = make_engine(sqlite_url)
+    try:
+        _metadata.create_all(engine)
+        with engine.begin() as connection, pytest.raises(TypeError, match="no SQLite literal"):
+            bulk_insert(connection, "bulk_sample", ("id",), [(1,)], constants={"text": value})
     finally:
         engine.dispose()

@@ -20,7 +20,6 @@ from linkage.store.bulk import (
     DeferredUniqueConstraints,
     bulk_insert,
 )
-from linkage.store.ingest import RECORD_COLUMNS
 from linkage.store.models import Assignment, Identifier, LinkageRun, Record
 from linkage.store.registry import start_run
 
@@ -167,7 +166,18 @@ def test_an_empty_tables_indexes_are_built_once_and_only_then(postgres_url: str)
 
 
 _RECORDS = cast(Table, Record.__table__)
-_RECORD = RECORD_COLUMNS[1:]  # all but the key, which PostgreSQL's sequence gives
+#: A record row's columns but the key, which PostgreSQL's sequence gives.
+_RECORD = (
+    "source_system_id",
+    "record_id",
+    "current_version",
+    "content_hash",
+    "key_id",
+    "restricted",
+    "status",
+    "created_at",
+    "updated_at",
+)
 
 
 def _record(source: int, record_id: str, digest: str = "h") -> tuple[object, ...]:
