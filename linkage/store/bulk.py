@@ -221,10 +221,10 @@ def _arrow_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> pa.Ta
     return pa.table({name: pa.array(v) for name, v in zip(columns, values, strict=True)})
 
 
-def to_parquet(table: pa.Table) -> bytes:
-    """`table` as zstd Parquet, for a BLOB column (columnar copies the runs read whole)."""
+def to_parquet(table: pa.Table, *, compression: str = "zstd") -> bytes:
+    """`table` as Parquet, for a BLOB column (columnar copies the runs read whole)."""
     buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
+    pq.write_table(table, buffer, compression=compression)
     return buffer.getvalue()
 
 
