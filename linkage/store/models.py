@@ -158,6 +158,19 @@ LOOKUP_INDEXES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("ix_record_versions_family_birthday", ("family_name_tok", "dob_md_tok", "given_name_dm")),
 )
 
+#: Identifiers most records lack (35% of a million demo records hold no NHS number, 57% no
+#: UPN, 94% no local authority child id): their look-up indexes leave the NULLs out, which
+#: no look-up asks for (`column = ?` implies the index's condition on both databases).
+SPARSE_LOOKUPS = ("nhs_number_enc", "upn_tok", "la_child_id_tok")
+
+
+def _lookup_index(name: str, columns: tuple[str, ...]) -> Index:
+    if len(columns) == 1 and columns[0] in SPARSE_LOOKUPS:
+        held = text(f"{columns[0]} IS NOT NULL")
+        return Index(name, *columns, sqlite_where=held, postgresql_where=held)
+    return Index(name, *columns)
+
+
 #: Every version of every record, with the encodings (columns generated from the contract:
 #: int64 -> BIGINT, int64 sets -> space-separated decimal text, NULL when empty).
 record_versions = Table(
@@ -172,7 +185,7 @@ record_versions = Table(
     Column("restricted", Boolean, nullable=False),
     *(Column(c.name, _SQL_TYPES[c.type]) for c in ENCODING_COLUMNS),
     Column("ingested_at", UtcDateTime(), nullable=False, default=utcnow),
-    *(Index(name, *columns) for name, columns in LOOKUP_INDEXES),
+    *(_lookup_index(name, columns) for name, columns in LOOKUP_INDEXES),
 )
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from linkage.model.settings import BLOCKING_RULES, BlockingRule
 from linkage.store import make_engine, upgrade
-from linkage.store.models import LOOKUP_INDEXES
+from linkage.store.models import LOOKUP_INDEXES, SPARSE_LOOKUPS
 
 #: The one index allowed to serve a rule by a prefix of its equalities: a given and family
 #: name token pair leaves a handful of rows to filter.
@@ -44,3 +44,20 @@ def test_each_blocking_rule_is_an_index_search(sqlite_url: str, rule: BlockingRu
         assert columns <= set(dict(LOOKUP_INDEXES)[name]), plan
     assert name in dict(LOOKUP_INDEXES)
     engine.dispose()
+
+
+def test_the_identifier_look_ups_leave_out_versions_without_one(db_url: str) -> None:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        if connection.dialect.name == "sqlite":
+            rows = connection.exec_driver_sql("PRAGMA index_list(record_versions)").all()
+            partial = {row[1] for row in rows if row[4]}
+        else:
+            rows = connection.exec_driver_sql(
+                "SELECT indexname FROM pg_indexes WHERE tablename = 'record_versions' "
+                "AND indexdef LIKE '%%WHERE%%'"
+            ).all()
+            partial = {row[0] for row in rows}
+    engine.dispose()
+    assert partial == {f"ix_record_versions_{column}" for column in SPARSE_LOOKUPS}
