@@ -42,9 +42,10 @@ MODEL_CHECK_SECONDS = 2.0
 SET_COLUMNS = tuple(c.name for c in ENCODING_COLUMNS if c.type == "int64_set")
 _ENCODINGS = tuple(c.name for c in ENCODING_COLUMNS)
 _VERSION_COLUMNS = ("sex", "restricted", *_ENCODINGS)
-#: Candidates are read as stored versions: see `_candidate_sql`.
-#: The date-of-birth look-up index's columns (`_lead`).
+#: The date-of-birth look-up index: its leading column and all it holds (`_lead`).
 _DOB_INDEX = dict(LOOKUP_INDEXES)["ix_record_versions_dob"]
+_DOB_LEAD, _DOB_HELD = _DOB_INDEX[0], frozenset(_DOB_INDEX)
+#: Candidates are read as stored versions: see `_candidate_sql`.
 _SELECT_VERSIONS = f"SELECT record_pk, version, {', '.join(_VERSION_COLUMNS)} FROM record_versions"
 
 
@@ -142,8 +143,7 @@ def _lead(pairs: tuple[tuple[str, Any], ...]) -> tuple[tuple[str, Any], ...]:
     entries of that date: a table row is read only for an entry that matches); the first two
     of a longer rule (given and family name, then a date part or district, share the names
     index); else all of them."""
-    columns = [column for column, _ in pairs]
-    if columns[0] == _DOB_INDEX[0] and set(columns) <= set(_DOB_INDEX):
+    if pairs[0][0] == _DOB_LEAD and all(column in _DOB_HELD for column, _ in pairs):
         return pairs[:1]
     return pairs[:2] if len(pairs) > 2 else pairs
 
