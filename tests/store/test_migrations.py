@@ -18,7 +18,14 @@ from linkage.store import (
     make_engine,
     upgrade,
 )
+from linkage.store.database import SCHEMA_HEAD
 from linkage.store.models import LOOKUP_INDEXES, Base
+
+
+def test_the_schema_head_constant_is_the_newest_migration() -> None:
+    # `upgrade` trusts it to skip loading the migration scripts: a migration added without
+    # moving it would leave registries at the one before.
+    assert head_revision() == SCHEMA_HEAD
 
 
 def test_upgrade_downgrade_upgrade(db_url: str) -> None:
