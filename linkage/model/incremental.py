@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from splink import Linker
 
-from linkage.model.backend import duckdb_api, register_records
+from linkage.model.backend import as_arrays, duckdb_api, register_records
 from linkage.model.scoring import (
     PAIR_COLUMNS,
     frequency_lookups,
@@ -71,6 +71,7 @@ def score_changed_pairs(
     settings["retain_intermediate_calculation_columns"] = False
     settings["additional_columns_to_retain"] = []
     db_api = db_api or duckdb_api()
+    records = as_arrays(records)  # once, not for each of the three tables registered
     is_changed = pc.is_in(records["unique_id"], value_set=pa.array(list(changed), pa.int64()))
     everyone = register_records(db_api, records, "incremental_all")
     fresh = register_records(db_api, records.filter(is_changed), "incremental_changed")
