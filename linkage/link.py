@@ -48,13 +48,19 @@ from linkage.store.model_versions import active_model, save_model
 from linkage.store.models import Assignment, LinkageRun, Record, SourceSystem, utcnow
 from linkage.store.registry import (
     Identities,
+    RecordsRead,
+    RegistryMark,
     apply_outcome,
+    delivered_snapshot,
     explain_ahead,
     first_load_snapshot,
     freeze_snapshot_frequencies,
     load_scored_state,
     load_snapshot,
     read_identities,
+    read_keys,
+    read_records,
+    registry_mark,
     start_run,
 )
 from linkage.store.term_frequencies import (
@@ -213,11 +219,9 @@ def link_registry(
     thresholds: Thresholds | None = None,
     stage: Stage | None = None,
     link_engine: str | None = None,
-    read_ahead: Future[_ReadAhead] | None = None,
 ) -> LinkReport:
     """Link the whole registry. `link_engine` ("duckdb" or "spark", default CCI_LINK_ENGINE)
-    is where Splink trains and scores; clustering and CCI assignment are the same for both.
-    `read_ahead`: what `_read_ahead` read before (while `link_files` ingested)."""
+    is where Splink trains and scores; clustering and CCI assignment are the same for both."""
     upgrade(engine)
     thresholds = thresholds or _default_thresholds()
     timed = _Clock(stage)
@@ -227,11 +231,9 @@ def link_registry(
         building_lookup_indexes(engine) as lookup_indexes_built,
         ThreadPoolExecutor(1, thread_name_prefix="cci-read-ahead") as pool,
     ):
-        reading = read_ahead or pool.submit(_read_ahead, engine)
-        blocks, identities = _taken_for_snapshot(read_ahead)
+        reading = pool.submit(_read_ahead, engine)
         with collector_paused(), snapshot_transaction(engine) as connection:
-            snapshot = load_snapshot(connection, blocks, identities)
-        del blocks, identities  # the snapshot holds what it took of them
+            snapshot = load_snapshot(connection)
         timed("load")
         training = snapshot.records.drop_columns(["source_kind"])
         choice = _choose_model(engine, training, stage, lambda: engine_api(link_engine))
@@ -273,56 +275,51 @@ class _ReadAhead:
     frequencies: TermFrequencyTables | None
     #: The pairs earlier runs kept.
     prior: ScoredState | None
-    #: The version blocks and identities, when read ahead of the snapshot (`link_files`).
-    blocks: BlocksRead | None = None
+    #: The records and identities, when read while an ingest writes (`link_files`).
+    records: RecordsRead | None = None
     identities: Identities | None = None
 
 
-def _taken_for_snapshot(
-    read_ahead: Future[_ReadAhead] | None,
-) -> tuple[BlocksRead | None, Identities | None]:
-    """The version blocks and identities read ahead, if any, taken out of what was read: once
-    the snapshot has taken them, their memory goes back for the run's next copies (the
-    blocks, kept, cost a re-run of 1M records 1 s of fresh pages)."""
-    if read_ahead is None:
-        return None, None
-    ahead = read_ahead.result()
-    blocks, identities = ahead.blocks, ahead.identities
-    ahead.blocks = ahead.identities = None
-    return blocks, identities
-
-
-def _read_ahead(engine: Engine, *, during_ingest: bool = False) -> _ReadAhead:
+def _read_ahead(
+    engine: Engine, *, during_ingest: bool = False, reads_done: threading.Event | None = None
+) -> _ReadAhead:
     """Read while the snapshot loads (Parquet decoding, driver fetches: on the core the
     snapshot's reading leaves idle), or while an ingest writes, in a snapshot of its own.
     Kept pairs read before the run is claimed may be older or newer than the snapshot;
     either way they hold scores of the record versions they name, and the run scores again
     every record whose version differs (`linkage.run`). Frozen frequencies never change once
-    frozen, nor do version blocks. `during_ingest`: read the blocks too (the snapshot adds
-    newer ones), and the identities, which the ingest does not change (the snapshot takes
-    them if nothing else did: on 1M records, 1 s less of a re-run's snapshot)."""
+    frozen, nor do version blocks. `during_ingest`: read the records and identities too (what
+    the ingest adds and changes is laid over them, `delivered_snapshot`); `reads_done` is set
+    once the database has been read but for the blocks and the versions they lack."""
     with (
-        ThreadPoolExecutor(1, thread_name_prefix="cci-read-identities") as pool,
+        ThreadPoolExecutor(1, thread_name_prefix="cci-read-blocks") as pool,
         snapshot_transaction(engine) as connection,
     ):
-        # On a thread of its own: driver fetches, while the blocks' decoding holds no GIL.
-        identities = pool.submit(_identities, engine) if during_ingest else None
-        read = read_blocks(connection) if during_ingest else None
-        prior = load_scored_state(connection)
-        found = active_model(connection)
-        version = frequencies = None
-        if found is not None:
-            version, settings, _ = found
-            compiled_model(settings)  # made once per process: the run needs it next
-            frequencies = load_frequencies(connection, version)
-        return _ReadAhead(
-            version, frequencies, prior, read, identities.result() if identities else None
-        )
+        # Decoding the blocks' Parquet needs neither the GIL nor the database: on a thread of
+        # its own, beside the driver's reads.
+        blocks = pool.submit(_blocks, engine) if during_ingest else None
+        keys = identities = None
+        try:
+            if during_ingest:
+                keys, identities = read_keys(connection), read_identities(connection)
+            prior = load_scored_state(connection)
+            found = active_model(connection)
+            version = frequencies = None
+            if found is not None:
+                version, settings, _ = found
+                compiled_model(settings)  # made once per process: the run needs it next
+                frequencies = load_frequencies(connection, version)
+        finally:
+            if reads_done is not None:
+                reads_done.set()
+        # Blocks added since those read on the thread, and the versions they lack.
+        records = read_records(connection, blocks.result(), keys) if blocks else None
+        return _ReadAhead(version, frequencies, prior, records, identities)
 
 
-def _identities(engine: Engine) -> Identities:
+def _blocks(engine: Engine) -> BlocksRead:
     with snapshot_transaction(engine) as connection:
-        return read_identities(connection)
+        return read_blocks(connection)
 
 
 def link_files(
@@ -336,17 +333,20 @@ def link_files(
 ) -> tuple[IngestSummary, LinkReport]:
     """`cci link --input`: ingest the files, then link the whole registry.
 
-    Into an empty registry (a first load) the run does not wait for the ingest's rows: the
-    ingest reads and checks every file and hands the run its rows, which a model is trained
-    on while the ingest plans them; it then hands over the records it is about to write, and
-    writes them and their indexes (one thread, mostly SQLite or PostgreSQL's time) while the
-    run scores and clusters (mostly DuckDB's, on the other core); the run writes its result
-    once the ingest has committed. A failed ingest drops the run's work. A run that
-    fails or is interrupted (Ctrl-C) before the ingest has committed stops it at its next
-    batch, and nothing of the call is kept; after that commit the ingest stays, as running
-    the two one after the other would leave it. Otherwise the ingest commits first and
-    `link_registry` follows. `progress` is the ingest's (bytes read of all files); `stage`
-    the run's.
+    The run does not wait for the ingest's rows. The ingest reads, checks and plans every
+    file, hands the run what it is about to write, and writes it (one thread, mostly SQLite's
+    or PostgreSQL's time) while the run scores and clusters (mostly DuckDB's, on the other
+    core); the run writes its result once the ingest has committed.
+    - Into an empty registry (a first load) the ingest first hands over every row read, which
+      a model is trained on while the ingest plans them (`_link_first_load`).
+    - Into a registry that holds records, the run works on the registry as read while the
+      ingest began, with what the ingest adds and changes laid over it; if anything else
+      changed the registry before the ingest committed, the run starts again from what is
+      committed (`_link_delivery`).
+    A failed ingest drops the run's work. A run that fails or is interrupted (Ctrl-C) before
+    the ingest has committed stops it at its next batch, and nothing of the call is kept;
+    after that commit the ingest stays, as running the two one after the other would leave
+    it. `progress` is the ingest's (bytes read of all files); `stage` the run's.
     """
     upgrade(engine)
     # The rows as read come in a box the run empties: neither the future nor the run holds
@@ -358,29 +358,41 @@ def link_files(
         ThreadPoolExecutor(1, thread_name_prefix="cci-read-ahead") as reader,
         ThreadPoolExecutor(1, thread_name_prefix="cci-ingest") as pool,
     ):
-        # What a run over a registry linked before reads that the ingest does not change
-        # (kept pairs, the versions' blocks, the identities): read while it writes.
-        ahead = reader.submit(_read_ahead, engine, during_ingest=True)
+        # What the ingest does not change (kept pairs, the records as they were, the
+        # identities): read while it plans. SQLite's reads and writes in one process slow each
+        # other down by more than they overlap (two threads reading 1M rows each took 1.5-2 s
+        # where one after the other took 1.2 s), so there the ingest writes once they are done.
+        reads_done = threading.Event()
+        ahead = reader.submit(_read_ahead, engine, during_ingest=True, reads_done=reads_done)
         ingesting = pool.submit(
             ingest_files,
             engine,
             paths,
             progress=progress,
-            lookup_indexes_later=True,
             planned=handed.set_result,
             read=lambda rows: rows_read.set_result([rows]),
+            write_after=reads_done if engine.dialect.name == "sqlite" else None,
             stop=stop,
         )
-        either: list[Future[Any]] = [rows_read, ingesting]
+        thresholds = thresholds or _default_thresholds()
+        either: list[Future[Any]] = [rows_read, handed, ingesting]
         try:
             wait(either, return_when=FIRST_COMPLETED)
             if rows_read.done():
                 report = _link_first_load(
+                    engine, rows_read.result(), handed, ingesting, thresholds, stage, link_engine
+                )
+                return ingesting.result(), report
+            if handed.done():
+                # Run by the ingest's thread as soon as it has committed.
+                marked = pool.submit(_registry_mark, engine)
+                report = _link_delivery(
                     engine,
-                    rows_read.result(),
-                    handed,
+                    ahead,
+                    handed.result(),
                     ingesting,
-                    thresholds or _default_thresholds(),
+                    marked,
+                    thresholds,
                     stage,
                     link_engine,
                 )
@@ -388,13 +400,80 @@ def link_files(
         except BaseException:
             stop.set()  # an ingest not committed yet keeps nothing, and ends at its next batch
             raise
-        return ingesting.result(), link_registry(
-            engine,
-            thresholds=thresholds,
-            stage=stage,
-            link_engine=link_engine,
-            read_ahead=ahead,
+        return ingesting.result(), link_registry(  # raises what stopped the ingest
+            engine, thresholds=thresholds, stage=stage, link_engine=link_engine
         )
+
+
+def _registry_mark(engine: Engine) -> RegistryMark:
+    with snapshot_transaction(engine) as connection:
+        return registry_mark(connection)
+
+
+def _link_delivery(
+    engine: Engine,
+    read_ahead: Future[_ReadAhead],
+    delivered: PlannedLoad,
+    ingesting: Future[IngestSummary],
+    marked: Future[RegistryMark],
+    thresholds: Thresholds,
+    stage: Stage | None,
+    link_engine: str | None,
+) -> LinkReport:
+    """`link_registry` over a delivery still being written: everything up to the write works
+    on the registry as read ahead with what the ingest adds and changes (`delivered`), and
+    writes nothing; then it waits for the ingest, and writes as `link_registry` does if the
+    registry is then what the run worked on (`marked`, read once the ingest committed).
+    Otherwise (a real-time submission, a decision or another process's ingest landed
+    meanwhile) the work is dropped and `link_registry` links what is committed."""
+    timed = _Clock(stage)
+    ahead = read_ahead.result()
+    records, identities = ahead.records, ahead.identities
+    assert records is not None and identities is not None  # read `during_ingest`
+    # Once the snapshot has taken what it needs, the rest of their memory (the version blocks:
+    # 1 s of fresh pages on 1M records) goes back for the run's next copies.
+    ahead.records = ahead.identities = None
+    with collector_paused():
+        planned = delivered_snapshot(records, identities, delivered)
+    del records, identities
+    snapshot = planned.snapshot
+    timed("load")
+    training = snapshot.records.drop_columns(["source_kind"])
+    choice = _choose_model(engine, training, stage, lambda: engine_api(link_engine))
+    timed("model")
+    columns = compiled_model(choice.settings).tf_columns
+    frequencies = ahead.frequencies
+    if frequencies is None or choice.version is None or ahead.model_version != choice.version:
+        frequencies = count_frequencies(snapshot.records, columns)  # frozen once committed
+    timed("kept_pairs")
+    outcome = run_linkage(
+        snapshot,
+        choice.settings,
+        thresholds,
+        model_version=choice.version or 0,
+        prior=ahead.prior,
+        term_frequencies=frequencies,
+        db_api=engine_api(link_engine),
+        stage=stage,
+    )
+    timed.seconds.update(outcome.stats["seconds"])
+    timed.restart()
+    if not ingesting.done():  # the ingest is still writing: spend the wait on the write's work
+        explain_ahead(outcome, until=ingesting.done)
+        timed("explain")
+    ingesting.result()  # raises what stopped the ingest: the run's work is then dropped
+    timed("ingest")  # what was left of the ingest's writing when the run was ready
+    if marked.result() != planned.mark:
+        return link_registry(engine, thresholds=thresholds, stage=stage, link_engine=link_engine)
+    version, source = _saved(engine, choice)
+    outcome.scored.model_version = version  # the pairs kept are labelled with it
+    run_id = _claim_run(engine, version)
+    with _failed_if_raises(engine, run_id), building_lookup_indexes(engine) as built:
+        freeze_frequencies(engine, version, columns, count=lambda: frequencies)
+        if built():  # a load interrupted before its run may have left them to this one
+            timed("lookup_indexes")
+        _write_outcome(engine, run_id, outcome, snapshot, thresholds, timed)
+    return LinkReport(run_id, version, source, outcome.stats)
 
 
 def _link_first_load(

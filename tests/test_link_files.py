@@ -1,5 +1,5 @@
-"""`link_files` (`cci link --input`): a first load is linked while it is written, and ends
-exactly where ingesting and then linking would; anything else goes one step after the other."""
+"""`link_files` (`cci link --input`): a load is linked while it is written, and ends exactly
+where ingesting and then linking would."""
 
 from __future__ import annotations
 
@@ -233,40 +233,90 @@ def test_a_run_failing_after_the_ingest_committed_leaves_it(
         engine.dispose()
 
 
-def test_into_a_registry_that_holds_records_the_ingest_commits_first(
+def test_into_a_registry_that_holds_records_the_run_works_while_the_ingest_writes(
     db_url: str, other_db_url: str, delivery: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = make_engine(db_url)
     try:
         first, _ = link_files(engine, [delivery[0]])
-        # The version blocks the run reads: those read while the ingest wrote, then its own.
-        blocks_read: list[Any] = []
-        taken: list[bool] = []
-        load = link_module.load_snapshot
+        planned: list[Any] = []
+        lay_over = link_module.delivered_snapshot
 
-        def noting(connection: Connection, blocks: Any = None, identities: Any = None) -> Any:
-            blocks_read.append(blocks)
-            snapshot = load(connection, blocks, identities)
-            taken.append(identities is not None and snapshot.prior is identities.prior)
-            return snapshot
+        def noting(*args: Any) -> Any:
+            planned.append(lay_over(*args))
+            return planned[-1]
 
-        monkeypatch.setattr(link_module, "load_snapshot", noting)
+        def refused(*args: Any) -> Any:
+            raise AssertionError("the registry was read again after the ingest")
+
+        monkeypatch.setattr(link_module, "delivered_snapshot", noting)
+        monkeypatch.setattr(link_module, "load_snapshot", refused)
         again, report = link_files(engine, [delivery[1]])
         assert again.versions_added == 25 and again.records_added == 0
-        assert [b.versions.num_rows for b in blocks_read] == [first.records_added]
-        assert taken == [True]  # the identities read during the ingest: nothing changed them
-        assert "ingest" not in report.stats["seconds"]  # read from the registry instead
+        assert "ingest" in report.stats["seconds"]  # it waited for the ingest to commit
         assert report.stats["scoring"] == "incremental"
         assert report.stats["records"] == first.records_added
+        monkeypatch.undo()
+        # What the run worked on is what the registry holds once the ingest has committed.
+        with snapshot_transaction(engine) as connection:
+            committed = load_snapshot(connection)
+        (worked_on,) = planned
+        assert worked_on.snapshot.records.equals(committed.records)
+        assert worked_on.snapshot.versions.equals(committed.versions)
         state = _state(engine)
     finally:
         engine.dispose()
-    monkeypatch.undo()
     sequential = make_engine(other_db_url)
     try:
         for path in delivery:
             ingest_files(sequential, [path])
             link_registry(sequential)
+        assert state == _state(sequential)
+    finally:
+        sequential.dispose()
+
+
+def test_a_change_landing_before_the_ingest_commits_makes_the_run_start_again(
+    db_url: str, other_db_url: str, delivery: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real-time submission that stores a new version of a record and keeps its CCI writes
+    no event; the run that worked on the registry without it starts again from what is
+    committed, and ends where ingesting, submitting and then linking would."""
+    row = dict(next(read_pseudonymised(delivery[0])).to_pylist()[0])
+    row["postcode_tok"] = str(int(row["postcode_tok"] or 0) + 7)
+    engine = make_engine(db_url)
+    try:
+        link_files(engine, [delivery[0]])
+        mark = link_module._registry_mark
+        submitted: list[str] = []
+
+        def after_the_commit(engine: Engine) -> Any:
+            submitted.append(Matcher(engine).submit(row, actor="test").decision)
+            return mark(engine)
+
+        loads: list[int] = []
+        load = link_module.load_snapshot
+
+        def counted(*args: Any) -> Any:
+            loads.append(1)
+            return load(*args)
+
+        monkeypatch.setattr(link_module, "_registry_mark", after_the_commit)
+        monkeypatch.setattr(link_module, "load_snapshot", counted)
+        link_files(engine, [delivery[1]])
+        assert submitted == ["existing"]  # a new version, no event
+        assert loads == [1]  # read again, from what was committed
+        monkeypatch.undo()
+        state = _state(engine)
+    finally:
+        engine.dispose()
+    sequential = make_engine(other_db_url)
+    try:
+        ingest_files(sequential, [delivery[0]])
+        link_registry(sequential)
+        ingest_files(sequential, [delivery[1]])
+        Matcher(sequential).submit(row, actor="test")
+        link_registry(sequential)
         assert state == _state(sequential)
     finally:
         sequential.dispose()

@@ -89,8 +89,6 @@ class IngestSummary:
     unchanged: int = 0
     per_source: dict[str, SourceCounts] = field(default_factory=dict)
     key_ids_registered: list[str] = field(default_factory=list)
-    #: Committed without the look-up indexes (`lookup_indexes_later`): a run builds them.
-    lookup_indexes_pending: bool = False
     seconds: float = 0.0
 
     @property
@@ -119,9 +117,9 @@ def ingest_files(
     paths: Iterable[Path | str],
     *,
     progress: Progress | None = None,
-    lookup_indexes_later: bool = False,
     planned: Callable[[PlannedLoad], None] | None = None,
     read: Callable[[pa.Table], None] | None = None,
+    write_after: threading.Event | None = None,
     stop: threading.Event | None = None,
 ) -> IngestSummary:
     """Ingest pseudonymised files in order, in one transaction (migrating the registry first).
@@ -129,18 +127,16 @@ def ingest_files(
     Raises UnusableInputError or UnknownKeyError when any file cannot go in; the whole call is
     then rolled back, so a delivery is never left half-ingested.
 
-    `lookup_indexes_later`: a large load commits without the look-up indexes it dropped, for
-    the linkage run that follows to build while it scores (`linkage.store.lookup_indexes`).
-
-    `planned`: into an empty registry (a first load), every file is read and checked before
-    any row is written, and what will be written is handed to `planned` (`PlannedLoad`), so
-    that a linkage run can work on it while the rows and their indexes are written (on the
-    calling thread, which `planned` must not hold up). A first load handed over builds its
-    look-up indexes before commit whatever `lookup_indexes_later` says: the run is busy with
-    its own work meanwhile. Otherwise `planned` is never called.
+    `planned`: every file is read and checked, and every row planned, before any row is
+    written; what will be written is handed to `planned` (`PlannedLoad`), so that a linkage
+    run can work on it while the rows and their indexes are written (on the calling thread,
+    which `planned` must not hold up). Into an empty registry (a first load) the plan is every
+    record; otherwise it is the records the files add or change, each at its new version.
 
     `read`: with `planned`, a first load hands it every row once all are read and checked,
     before planning them (`ROWS_READ_SCHEMA`): what a model can be trained on meanwhile.
+
+    `write_after`: with `planned`, rows are written once it is set (not before).
 
     `stop`: checked before each batch is planned or written and each index is made; once it
     is set, the call raises IngestStopped and keeps nothing (the run it was feeding failed).
@@ -161,27 +157,36 @@ def ingest_files(
         ]
         if first_load:  # it never looks a record up by its key: the key's index can wait
             deferred.insert(1, DeferredUniqueConstraints(records))
-        load = _Load(connection, summary, stop, deferred, FreshStatistics(connection, "records"))
-        if first_load:
-            assert planned is not None
+        load = _Load(
+            connection,
+            summary,
+            stop,
+            deferred,
+            FreshStatistics(connection, "records"),
+            ahead=planned is not None,
+        )
+        if planned is not None:
             mark = connection.scalar(select(func.max(Event.cursor))) or 0
             batches = []
             for file, batch, _ in _read_batches(load, files, progress):
                 load.check_stop()
-                _check_batch(connection, file, batch, summary)
+                if first_load:  # every row checked before `read` gets them
+                    _check_batch(connection, file, batch, summary)
                 batches.append((file, batch))
-            if read is not None:
+            if first_load and read is not None:
                 read(_rows_as_read([batch for _, batch in batches]))
-            once = _each_record_once([batch for _, batch in batches])
+            once = first_load and _each_record_once([batch for _, batch in batches])
             plans = []
             while batches:  # each batch dropped once planned
                 file, batch = batches.pop(0)
-                plan = load.plan(file, batch, first_load=True, all_new=once)
+                plan = load.plan(file, batch, first_load=first_load, all_new=once)
                 if plan is not None:
                     plans.append(plan)
             load.unwritten.clear()  # what it was for is done; the run needs the memory more
             load.rows_expected = summary.rows_read
-            planned(_planned_load(connection, plans, int(mark)))
+            planned(_planned_load(connection, plans, int(mark), first_load=first_load))
+            if write_after is not None:
+                write_after.wait()
             plans.reverse()
             while plans:  # each dropped once written
                 load.check_stop()
@@ -191,9 +196,6 @@ def ingest_files(
                 load.rows_expected = rows_expected
                 load.write(plan)
         for upkeep in load.deferred:
-            if lookup_indexes_later and not first_load and isinstance(upkeep, DeferredIndexes):
-                summary.lookup_indexes_pending = upkeep.dropped
-                continue
             load.check_stop()
             upkeep.restore(connection)
     summary.seconds = time.perf_counter() - started
@@ -202,14 +204,17 @@ def ingest_files(
 
 @dataclass(frozen=True)
 class PlannedLoad:
-    """A first load as it will be written: what a linkage run reads once it has committed."""
+    """An ingest as it will be written: what it changes of what a linkage run reads."""
 
-    #: The current version of every record (BLOCK_SCHEMA with `unique_id` the record key, in
-    #: key order) and its source's kind (`source_kind`).
+    #: The new current version of each record the ingest adds or changes (BLOCK_SCHEMA with
+    #: `unique_id` the record key, in key order) and its source's kind (`source_kind`); into
+    #: an empty registry, every record.
     versions: pa.Table
     #: The newest event cursor when the ingest began: events after it (real-time changes
-    #: made meanwhile) are carried onto a run's result (`RegistrySnapshot.event_mark`).
+    #: made meanwhile) are carried onto a first load's run (`RegistrySnapshot.event_mark`).
     event_mark: int
+    #: Into an empty registry: `versions` are then all there is.
+    first_load: bool = True
 
 
 def _empty(connection: Connection) -> bool:
@@ -298,8 +303,10 @@ def _looked_up(
     return pa.array(list(mapping.values()), value_type).take(at)
 
 
-def _planned_load(connection: Connection, plans: list[_BatchPlan], mark: int) -> PlannedLoad:
-    """The current versions of a first load's records, with their sources' kinds."""
+def _planned_load(
+    connection: Connection, plans: list[_BatchPlan], mark: int, *, first_load: bool
+) -> PlannedLoad:
+    """The new current versions of the records `plans` write, with their sources' kinds."""
     kinds = dict(connection.execute(select(SourceSystem.id, SourceSystem.kind)).all())
     tables = [
         plan.versions.select(BLOCK_SCHEMA.names)
@@ -318,7 +325,7 @@ def _planned_load(connection: Connection, plans: list[_BatchPlan], mark: int) ->
         ids = versions["unique_id"].combine_chunks()
         first = pc.not_equal(ids.slice(1), ids.slice(0, len(ids) - 1))
         versions = versions.filter(pa.concat_arrays([pa.array([True]), first]))
-    return PlannedLoad(versions, mark)
+    return PlannedLoad(versions, mark, first_load)
 
 
 def _prepare(connection: Connection) -> None:
@@ -434,6 +441,8 @@ class _Load:
         stop: threading.Event | None,
         deferred: list[DeferredUpkeep],
         statistics: FreshStatistics,
+        *,
+        ahead: bool = False,
     ) -> None:
         self.connection = connection
         self.summary = summary
@@ -441,8 +450,10 @@ class _Load:
         self.deferred = deferred
         self.statistics = statistics
         self.rows_expected = 0
-        #: Records planned by this call but not written yet (a first load): key -> (record
-        #: pk, version, hash), what `_existing` would find once they are written.
+        #: Every batch is planned before any is written (`ingest_files(planned=...)`).
+        self.ahead = ahead
+        #: Records planned by this call but not written yet (`ahead`): key -> (record pk,
+        #: version, hash), what `_existing` would find once they are written.
         self.unwritten: dict[tuple[int, str], tuple[int, int, str]] = {}
         self._last_id = 0
 
@@ -454,7 +465,8 @@ class _Load:
         self, file: PseudonymisedFile, batch: pa.Table, *, first_load: bool, all_new: bool = False
     ) -> _BatchPlan | None:
         """This batch's new records and changed versions (None: nothing new). A `first_load`
-        asks the registry nothing about records (it had none) and remembers what it planned;
+        asks the registry nothing about records (it had none); planning `ahead` of writing,
+        it remembers what it planned, for the batches after it;
         `all_new`: it gives no record twice (`_each_record_once`), so every row is a new
         record and there is nothing to remember."""
         connection, summary = self.connection, self.summary
@@ -486,10 +498,8 @@ class _Load:
             for index, (code, record_id) in enumerate(zip(codes, record_ids, strict=True))
         }
         summary.unchanged += batch.num_rows - len(latest)
-        if first_load:
-            existing = {key: self.unwritten[key] for key in latest if key in self.unwritten}
-        else:
-            existing = _existing(connection, latest.keys())
+        existing = {} if first_load else _existing(connection, latest.keys())
+        existing.update((key, self.unwritten[key]) for key in latest if key in self.unwritten)
 
         added: list[tuple[tuple[int, str], int, str]] = []
         changed: list[tuple[int, int, str, int]] = []
@@ -515,7 +525,7 @@ class _Load:
         # Keys handed out before their rows are written: above those planned so far.
         ids = allocate_ids(connection, "records", len(added), above=self._last_id)
         self._last_id = max(ids, default=self._last_id)
-        if first_load:
+        if self.ahead:
             for pk, (key, _, digest) in zip(ids, added, strict=True):
                 self.unwritten[key] = (pk, 1, digest)
             for (pk, version, digest, index), code in zip(

@@ -15,28 +15,35 @@ from linkage.store.models import KeptPairBlock, utcnow
 BLOCK_ROWS = 500_000
 
 
-def keep_pairs(
-    connection: Connection, model_version: int, pairs: pa.Table, versions: pa.Table
-) -> None:
-    """Replace what is kept by `pairs` (PAIR_SCHEMA) and the `versions` (VERSION_SCHEMA) they
-    were scored at."""
-    connection.execute(delete(KeptPairBlock))
-    now = utcnow()
+#: What `keep_pairs` stores: (part, rows, Parquet) of each block.
+KeptBlocks = list[tuple[str, int, bytes]]
+
+
+def pair_blocks(pairs: pa.Table, versions: pa.Table) -> KeptBlocks:
+    """`pairs` (PAIR_SCHEMA) and the `versions` (VERSION_SCHEMA) they were scored at, as the
+    blocks `keep_pairs` stores: encoded apart from the database, so a run's write can have
+    them encoded beside its inserts (1M records' pairs and versions: some 0.3 s)."""
+    blocks: KeptBlocks = []
     for part, table in (
         ("pairs", pairs.select(PAIR_SCHEMA.names).cast(PAIR_SCHEMA)),
         ("versions", versions.select(VERSION_SCHEMA.names).cast(VERSION_SCHEMA)),
     ):
         for start in range(0, max(table.num_rows, 1), BLOCK_ROWS):
             block = table.slice(start, BLOCK_ROWS)
-            connection.execute(
-                insert(KeptPairBlock).values(
-                    model_version=model_version,
-                    part=part,
-                    rows=block.num_rows,
-                    parquet=to_parquet(block),
-                    created_at=now,
-                )
+            blocks.append((part, block.num_rows, to_parquet(block)))
+    return blocks
+
+
+def keep_pairs(connection: Connection, model_version: int, blocks: KeptBlocks) -> None:
+    """Replace what is kept by these blocks (`pair_blocks`) of pairs the model scored."""
+    connection.execute(delete(KeptPairBlock))
+    now = utcnow()
+    for part, rows, data in blocks:
+        connection.execute(
+            insert(KeptPairBlock).values(
+                model_version=model_version, part=part, rows=rows, parquet=data, created_at=now
             )
+        )
 
 
 def kept_pairs(connection: Connection) -> tuple[int, pa.Table, pa.Table] | None:

@@ -1,18 +1,14 @@
-"""Real-time matching's look-up indexes (record_versions' LOOKUP_INDEXES), built after a
-large load has committed without them.
+"""Real-time matching's look-up indexes (record_versions' LOOKUP_INDEXES), built again where
+a registry lacks them.
 
-A large load drops them and sorts each once at its end (`DeferredIndexes`): about 10 s for
-1M records on SQLite, one table scan and sort per index. When `cci link --input` ingests into
-a registry that already holds records, its ingest commits without them and the run builds
-them in a thread while it loads, trains and scores, on the core Splink's work leaves idle
-(`building_lookup_indexes`). On 1M records, SQLite, building them and the run took 50-57 s
-together instead of 57-59 s one after the other (one-off runs). A first load into an empty
-registry needs none of this: its run works on the records while the ingest writes them and
-their indexes (`linkage.link.link_files`).
-
-Until they are back, real-time look-ups scan the table: slow, never wrong. A registry left
-without them (a process stopped between its ingest and its run) gets them back at its next
-run, or before the service starts answering (`cci serve`).
+A large load drops them and sorts each once at its end, before it commits (`DeferredIndexes`):
+about 10 s for 1M records on SQLite, one table scan and sort per index. `cci link --input`
+works on the load while it is written, so that time is spent beside the run's own
+(`linkage.link.link_files`). Earlier versions committed a large load into a registry that
+held records without them, for the run after it to build; a registry left so (a process
+stopped between the two) gets them back at its next run (`building_lookup_indexes`: in a
+thread while the run loads, trains and scores), or before the service starts answering
+(`cci serve`). Until they are back, real-time look-ups scan the table: slow, never wrong.
 """
 
 from __future__ import annotations

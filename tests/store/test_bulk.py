@@ -3,6 +3,7 @@ to the last bit, timestamps (PostgreSQL's COPY goes through Arrow's CSV both way
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 
 import pyarrow as pa
@@ -10,7 +11,13 @@ import pytest
 from sqlalchemy import Boolean, Column, Float, Integer, MetaData, String, Table, select
 
 from linkage.store import bulk, make_engine
-from linkage.store.bulk import COPY_CHUNK_ROWS, ROWS_PER_STATEMENT, bulk_insert, copy_out
+from linkage.store.bulk import (
+    COPY_CHUNK_ROWS,
+    ROWS_PER_STATEMENT,
+    bulk_insert,
+    copy_out,
+    text_out,
+)
 from linkage.store.models import UtcDateTime, stored_timestamp
 
 _metadata = MetaData()
@@ -93,6 +100,36 @@ def test_copy_out_reads_what_was_written(postgres_url: str) -> None:
         read = pa.concat_tables(tables)
         assert read.schema == schema
         assert list(zip(*(c.to_pylist() for c in read.columns), strict=True)) == rows
+    finally:
+        engine.dispose()
+
+
+def test_text_out_reads_what_was_written(sqlite_url: str) -> None:
+    engine = make_engine(sqlite_url)
+    tricky = [*_TRICKY, "two\nlines", '"', ","]
+    rows = [
+        (i * (-1) ** i * 2**40 if i % 6 else None, tricky[i % len(tricky)], f"CCI{i}")
+        for i in range(60)
+    ]
+    schema = pa.schema([("n", pa.int64()), ("text", pa.string()), ("plain", pa.string())])
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TEMPORARY TABLE sample (n, text, plain)")
+            bulk_insert(connection, "sample", schema.names, rows)
+            query = "SELECT n, text, plain FROM sample ORDER BY rowid DESC"
+            read = text_out(connection, query, schema, plain=["plain"])
+            assert read is not None and read.schema == schema
+            assert list(zip(*(c.to_pylist() for c in read.columns), strict=True)) == rows[::-1]
+            empty = text_out(connection, f"{query} LIMIT 0", schema)
+            assert empty is not None and empty.num_rows == 0
+            # Past SQLite's length limit (or with a type it does not write): None, and the
+            # caller reads the rows another way.
+            driver = connection.connection.driver_connection
+            driver.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 100)
+            assert text_out(connection, query, schema) is None
+            driver.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_000_000_000)
+            floats = pa.schema([("n", pa.float64())])
+            assert text_out(connection, "SELECT n FROM sample", floats) is None
     finally:
         engine.dispose()
 

@@ -308,14 +308,27 @@ def test_a_first_load_hands_its_rows_over_as_read_then_its_plan(
         assert read["postcode_tok"].to_pylist() == [r["postcode_tok"] for r in given]
         assert planned.num_rows == summary.records_added == 900
         assert 42 in planned["postcode_tok"].to_pylist()  # the later row won
-        # Into a registry that holds records nothing is handed over.
+        # Into a registry that holds records: no rows as read, and the plan is what changes
+        # (a record given again as it is adds nothing).
+        moved = [dict(r, postcode_tok=int(str(r["postcode_tok"] or 0)) + 1) for r in rows[:3]]
+        born = dict(rows[3], record_id="born-since")
+        later = write_pseudo_csv(tmp_path / "b.csv", [*moved, rows[4], born])
         handed.clear()
-        ingest_files(
+        loads: list[Any] = []
+        again_summary = ingest_files(
             engine,
-            [path],
+            [later],
             read=lambda table: handed.append(("read", table)),
-            planned=lambda load: handed.append(("planned", load.versions)),
+            planned=loads.append,
         )
         assert handed == []
+        (load,) = loads
+        assert not load.first_load
+        assert again_summary.versions_added == load.versions.num_rows == 4
+        assert load.versions["version"].to_pylist() == [2, 2, 2, 1]  # in key order, new last
+        assert load.versions["unique_id"].to_pylist()[-1] == 901
+        assert set(load.versions["postcode_tok"].to_pylist()[:3]) == {
+            r["postcode_tok"] for r in moved
+        }
     finally:
         engine.dispose()
