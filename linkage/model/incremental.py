@@ -76,7 +76,9 @@ def score_changed_pairs(
     everyone = register_records(db_api, records, "incremental_all")
     fresh = register_records(db_api, records.filter(is_changed), "incremental_changed")
     rest = register_records(db_api, records.filter(pc.invert(is_changed)), "incremental_rest")
-    linker = Linker(everyone, settings, log_level=logging.WARNING)
+    # The settings are a model this service trained: checking them again only cost time
+    # (Splink parses every comparison's SQL to look for missing columns: 0.2-0.4 s a run).
+    linker = Linker(everyone, settings, log_level=logging.WARNING, validate_settings=False)
     use_frequencies(linker, db_api, frequency_lookups(records, frequencies), "incremental")
     inference = linker.inference
     parts = [

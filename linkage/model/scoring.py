@@ -44,7 +44,8 @@ def score_pairs(
     settings["additional_columns_to_retain"] = []
     db_api = db_api or duckdb_api()
     frame = register_records(db_api, records, "scoring_records")
-    linker = Linker(frame, settings, log_level=logging.WARNING)
+    # A trained model's settings: not checked again (`incremental.score_changed_pairs`).
+    linker = Linker(frame, settings, log_level=logging.WARNING, validate_settings=False)
     use_frequencies(linker, db_api, frequency_lookups(records, frequencies), "scoring")
     predictions = linker.inference.predict(threshold_match_weight=threshold_match_weight)
     names = [c.name for c in COMPARISONS]
