@@ -232,7 +232,8 @@ def run_linkage(
 
         # The CCIs of current records: those clustered again, and those left as they were.
         again = pc.is_in(held["unique_id"], value_set=records["unique_id"])
-        untouched = set(pc.unique(held["cci"].filter(pc.invert(again))).to_pylist())
+        # In Arrow: on an incremental run, most of the registry's CCIs.
+        untouched = pc.unique(held["cci"].filter(pc.invert(again)))
         if scored.update.full:
             prior_cci = snapshot.prior_cci
             in_play = prior_identifiers(snapshot.identifiers)
@@ -358,12 +359,12 @@ def _identifiers_in_play(
     return prior_identifiers(snapshot.identifiers, wanted)
 
 
-def _anchored_among(snapshot: RegistrySnapshot, ccis: set[str]) -> int:
+def _anchored_among(snapshot: RegistrySnapshot, ccis: pa.Array) -> int:
     """How many of these active CCIs are NHS-anchored."""
-    if not ccis:
+    if not len(ccis):
         return 0
     identifiers = snapshot.identifiers
-    among = pc.is_in(identifiers["cci"], value_set=pa.array(list(ccis), pa.string()))
+    among = pc.is_in(identifiers["cci"], value_set=ccis)
     return int(pc.sum(pc.and_(among, identifiers["nhs_anchored"])).as_py() or 0)
 
 

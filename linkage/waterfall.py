@@ -20,7 +20,7 @@ class Explainer:
     def __init__(
         self, records: pa.Table, model: dict[str, Any], frequencies: TermFrequencies | None
     ) -> None:
-        self.records = as_arrays(records)
+        self.records = records
         self.model = model
         self.frequencies = frequencies
 
@@ -28,10 +28,13 @@ class Explainer:
         if not pairs:
             return []
         compiled = compiled_model(self.model)
-        frequencies = self.frequencies or count_frequencies(self.records, compiled.tf_columns)
+        frequencies = self.frequencies or count_frequencies(
+            as_arrays(self.records), compiled.tf_columns
+        )
         wanted = sorted({uid for pair in pairs for uid in pair})
         mask = pc.is_in(self.records["unique_id"], value_set=pa.array(wanted, pa.int64()))
-        rows = {row["unique_id"]: row for row in self.records.filter(mask).to_pylist()}
+        # Only the rows wanted made comparable: as_arrays of a million took 0.3 s of each run.
+        rows = {row["unique_id"]: row for row in as_arrays(self.records.filter(mask)).to_pylist()}
         explained = []
         for a, b in pairs:
             explained.append(explanation(compiled.score(rows[a], rows[b], frequencies)))
