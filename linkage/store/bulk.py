@@ -190,34 +190,44 @@ def text_out(
     connection: Connection, query: str, schema: pa.Schema, plain: Sequence[str] = ()
 ) -> pa.Table | None:
     """Rows of an SQLite `query` whose columns are named and typed as `schema`'s (64-bit
-    integers and text only), as an Arrow table: SQLite writes them as one CSV text, in C, that
-    Arrow parses in its C++ thread pool; no Python object is made per value. `plain`: text
-    columns whose values are never empty and hold no quote, comma or line break (CCIs,
-    times), written as they are: quoting took SQLite longer than the rest of the text.
-    None if `schema` has another type, or the text would pass SQLite's length limit."""
+    integers and text only), as an Arrow table: SQLite writes each column as one text, a value
+    a line, in C, and Arrow parses it in its C++ thread pool; no Python object is made per
+    value (1M rows of three integers: 0.4 s against 0.97 s as driver tuples). `plain`: text
+    columns whose values are never empty and hold no quote or line break (CCIs, times),
+    written as they are: quoting costs SQLite a string built per value. None if `schema` has
+    another type, or a text would pass SQLite's length limit."""
     if not all(pa.types.is_int64(f.type) or pa.types.is_string(f.type) for f in schema):
         return None
     # A value is written as its digits, as it is (`plain`) or "quoted" (quotes doubled), and
-    # NULL as nothing.
-    cells = [
-        f"""coalesce('"' || replace("{f.name}", '"', '""') || '"', '')"""
-        if pa.types.is_string(f.type) and f.name not in plain
-        else f"""coalesce("{f.name}", '')"""
-        for f in schema
+    # NULL as an empty line. The separator is a literal: char(10) was called for every row,
+    # and took half the time. The last line is ended too, so an empty one is still a line.
+    texts = [
+        f"""CAST(group_concat({_text_cell(f, plain)}, '\n') || '\n' AS BLOB)""" for f in schema
     ]
-    row = " || ',' || ".join(cells)
-    # A subquery with ORDER BY under an aggregate is not flattened: its order stands.
-    sql = f"SELECT CAST(group_concat({row}, char(10)) AS BLOB) FROM ({query})"
     driver: Any = connection.connection.driver_connection
     try:
-        (data,) = driver.execute(sql).fetchone()
+        row = driver.execute(f"SELECT {', '.join(texts)} FROM ({query})").fetchone()
     except sqlite3.DataError:  # string or blob too big
         return None
-    if data is None:
+    if row[0] is None:  # no rows
         return schema.empty_table()
-    options = _csv_options(schema)
-    options["parse_options"] = pa_csv.ParseOptions(newlines_in_values=True)
-    return pa_csv.read_csv(pa.py_buffer(data), **options)
+    read = pa_csv.ReadOptions(column_names=["value"])
+    lines = pa_csv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False)
+    columns = []
+    for data, field in zip(row, schema, strict=True):
+        convert = _csv_options(pa.schema([field.with_name("value")]))["convert_options"]
+        table = pa_csv.read_csv(
+            pa.py_buffer(data), read_options=read, parse_options=lines, convert_options=convert
+        )
+        columns.append(table["value"])
+    return pa.table(columns, schema=schema)
+
+
+def _text_cell(field: pa.Field, plain: Sequence[str]) -> str:
+    name = f'"{field.name}"'
+    if pa.types.is_string(field.type) and field.name not in plain:
+        return f"""coalesce('"' || replace({name}, '"', '""') || '"', '')"""
+    return f"coalesce({name}, '')"
 
 
 @contextmanager

@@ -122,6 +122,11 @@ def test_text_out_reads_what_was_written(sqlite_url: str) -> None:
             assert list(zip(*(c.to_pylist() for c in read.columns), strict=True)) == rows[::-1]
             empty = text_out(connection, f"{query} LIMIT 0", schema)
             assert empty is not None and empty.num_rows == 0
+            # A column of NULLs (each an empty line), down to one row of it.
+            nulls = pa.schema([("n", pa.int64())])
+            for limit in (7, 1):
+                only = text_out(connection, f"SELECT NULL AS n FROM sample LIMIT {limit}", nulls)
+                assert only is not None and only["n"].to_pylist() == [None] * limit
             # Past SQLite's length limit (or with a type it does not write): None, and the
             # caller reads the rows another way.
             driver = connection.connection.driver_connection
