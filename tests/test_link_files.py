@@ -249,13 +249,16 @@ def test_into_a_registry_that_holds_records_the_run_works_while_the_ingest_write
         def refused(*args: Any) -> Any:
             raise AssertionError("the registry was read again after the ingest")
 
+        # A record submitted in real time: its version is not in the blocks the run reads.
+        submitted = dict(next(read_pseudonymised(delivery[0])).to_pylist()[0], record_id="rt")
+        Matcher(engine).submit(submitted, actor="test")
         monkeypatch.setattr(link_module, "delivered_snapshot", noting)
         monkeypatch.setattr(link_module, "load_snapshot", refused)
         again, report = link_files(engine, [delivery[1]])
         assert again.versions_added == 25 and again.records_added == 0
         assert "ingest" in report.stats["seconds"]  # it waited for the ingest to commit
         assert report.stats["scoring"] == "incremental"
-        assert report.stats["records"] == first.records_added
+        assert report.stats["records"] == first.records_added + 1
         monkeypatch.undo()
         # What the run worked on is what the registry holds once the ingest has committed.
         with snapshot_transaction(engine) as connection:
@@ -263,14 +266,17 @@ def test_into_a_registry_that_holds_records_the_run_works_while_the_ingest_write
         (worked_on,) = planned
         assert worked_on.snapshot.records.equals(committed.records)
         assert worked_on.snapshot.versions.equals(committed.versions)
+        assert worked_on.snapshot.uncached_versions.num_rows == 1  # the one submitted
         state = _state(engine)
     finally:
         engine.dispose()
     sequential = make_engine(other_db_url)
     try:
-        for path in delivery:
-            ingest_files(sequential, [path])
-            link_registry(sequential)
+        ingest_files(sequential, [delivery[0]])
+        link_registry(sequential)
+        Matcher(sequential).submit(submitted, actor="test")
+        ingest_files(sequential, [delivery[1]])
+        link_registry(sequential)
         assert state == _state(sequential)
     finally:
         sequential.dispose()

@@ -169,9 +169,10 @@ def read_keys(connection: Connection) -> pa.Table:
 def read_records(
     connection: Connection, blocks: BlocksRead | None = None, keys: pa.Table | None = None
 ) -> RecordsRead:
-    """The active records' keys (`keys`, if read before in this transaction), and their
-    versions: from the version blocks (those of `blocks` read before, in this transaction or
-    any other, and any added since), and from `record_versions` those the blocks lack."""
+    """The active records' keys (`keys`, if read before: in this transaction, or in one that
+    began before it), and their versions: from the version blocks (those of `blocks` read
+    before, in this transaction or any other, and any added since), and from
+    `record_versions` those the blocks lack."""
     keys = read_keys(connection) if keys is None else keys
     read = read_blocks(connection, since=blocks)
     at, rows = _current_positions(keys, read.versions)
@@ -179,7 +180,7 @@ def read_records(
         return RecordsRead(keys, read, BLOCK_SCHEMA.empty_table(), (at, rows))
     found = keys["unique_id"].combine_chunks().take(at)
     missing = pc.invert(pc.is_in(keys["unique_id"], value_set=found))
-    uncached = _versions_of(connection, keys["unique_id"].filter(missing))
+    uncached = _versions_of(connection, keys.filter(missing))
     records = RecordsRead(keys, read, uncached, (at, rows))
     return replace(records, positions=_current_positions(keys, records.versions))
 
@@ -259,30 +260,37 @@ def _current_of(keys: pa.Table, versions: pa.Table, at: pa.Array, rows: pa.Array
     return pa.table(columns, schema=_READ_SCHEMA)
 
 
-def _versions_of(connection: Connection, ids: pa.ChunkedArray) -> pa.Table:
-    """Current versions of these records, read from `record_versions` (BLOCK_SCHEMA)."""
+def _versions_of(connection: Connection, wanted: pa.Table) -> pa.Table:
+    """The versions `wanted` names (_KEY_SCHEMA: record and current version), read from
+    `record_versions` (BLOCK_SCHEMA). A few are read by record and picked by version, so any
+    snapshot that holds them reads the same; many (a registry from before the blocks), as the
+    current versions of all records in this snapshot."""
+    ids = wanted["unique_id"].combine_chunks()
     if not len(ids):
         return BLOCK_SCHEMA.empty_table()
     v = record_versions.c
-    query = (
-        select(v.record_pk, v.version, v.sex, *(v[c.name] for c in ENCODING_COLUMNS))
-        .join(Record, and_(v.record_pk == Record.id, v.version == Record.current_version))
-        .where(Record.status == "active")
-    )
-    if len(ids) > FETCH_BY_KEY_MAX:  # all of them, and keep those asked for
-        every = _arrow_rows(connection, query, BLOCK_SCHEMA)
-        return every.filter(pc.is_in(every["unique_id"], value_set=ids.combine_chunks()))
-    return pa.concat_tables(
-        _arrow_rows(connection, query.where(v.record_pk.in_(chunk)), BLOCK_SCHEMA)
-        for chunk in _chunks(set(ids.to_pylist()))
-    )
+    columns = (v.record_pk, v.version, v.sex, *(v[c.name] for c in ENCODING_COLUMNS))
+    if len(ids) > FETCH_BY_KEY_MAX:
+        query = (
+            select(*columns)
+            .join(Record, and_(v.record_pk == Record.id, v.version == Record.current_version))
+            .where(Record.status == "active")
+        )
+        found = _arrow_rows(connection, query, BLOCK_SCHEMA)
+    else:
+        found = pa.concat_tables(
+            _arrow_rows(connection, select(*columns).where(v.record_pk.in_(chunk)), BLOCK_SCHEMA)
+            for chunk in _chunks(set(ids.to_pylist()))
+        )
+    _, rows = _current_positions(wanted, found)
+    return found.take(rows)
 
 
 def _arrow_rows(
     connection: Connection, query: Any, schema: pa.Schema, plain: Sequence[str] = ()
 ) -> pa.Table:
     """`query`'s rows as an Arrow table of `schema` (its columns in order). `plain`: text
-    columns whose values are never empty and hold no quote, comma or line break."""
+    columns whose values are never empty and hold no quote or line break."""
     if connection.dialect.name == "postgresql":
         tables = list(copy_out(connection, _literal_sql(connection, query), schema))
     else:
@@ -388,13 +396,13 @@ def load_snapshot(
     taken as they are if nothing changed them since (else read again)."""
     if identities is None or identities.changes != _changes(connection):
         identities = read_identities(connection)
-    return _snapshot(read_records(connection, blocks), identities)
+    records = read_records(connection, blocks)
+    return _snapshot(current_records(records), records.uncached, identities)
 
 
-def _snapshot(
-    records: RecordsRead, identities: Identities, delivered: PlannedLoad | None = None
-) -> RegistrySnapshot:
-    read = current_records(records, delivered)
+def _snapshot(read: pa.Table, uncached: pa.Table, identities: Identities) -> RegistrySnapshot:
+    """`read`: the current versions of the active records (`current_records`), `uncached`
+    those of them the blocks lack."""
     versions = pa.table([read["unique_id"], read["current_version"]], schema=VERSION_SCHEMA)
     return RegistrySnapshot(
         records=read.select(SNAPSHOT_SCHEMA.names),
@@ -406,7 +414,7 @@ def _snapshot(
         cannot_link=identities.cannot_link,
         event_mark=identities.changes.event_mark,
         decision_mark=identities.decision_mark,
-        uncached_versions=records.uncached,
+        uncached_versions=uncached,
     )
 
 
@@ -443,13 +451,14 @@ class DeliveredSnapshot:
 
 
 def delivered_snapshot(
-    records: RecordsRead, identities: Identities, delivered: PlannedLoad
+    current: pa.Table, uncached: pa.Table, identities: Identities
 ) -> DeliveredSnapshot:
-    """`records` and `identities` as read before or while an ingest writes `delivered`, with
-    what it adds and changes. `records` and `identities` may come from two snapshots: if
-    either missed a change, or another change lands before the ingest commits, the registry's
-    mark will differ from the one returned."""
-    snapshot = _snapshot(records, identities, delivered)
+    """The records as read before or while an ingest writes, with what it adds and changes
+    (`current_records(records, delivered)`; `uncached`: `records.uncached`), and the
+    identities as read then. The two may come from two snapshots: if either missed a change,
+    or another change lands before the ingest commits, the registry's mark will differ from
+    the one returned."""
+    snapshot = _snapshot(current, uncached, identities)
     current = snapshot.versions["version"]
     mark = RegistryMark(identities.changes, len(current), int(pc.sum(current).as_py() or 0))
     return DeliveredSnapshot(snapshot, mark)
