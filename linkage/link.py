@@ -10,6 +10,7 @@ version's, not the run's).
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import socket
 import threading
@@ -71,6 +72,7 @@ from linkage.store.term_frequencies import (
 from linkage.store.version_blocks import read_blocks, store_blocks
 from linkage.waterfall import count_frequencies
 
+log = logging.getLogger(__name__)
 Stage = Callable[[str], None]
 #: What `link_registry` reports to its `stage` callback as each stage ends, in order (a run
 #: that trains a model also reports "train" as training starts).
@@ -503,6 +505,7 @@ def _link_delivery(
     ingesting.result()  # raises what stopped the ingest: the run's work is then dropped
     timed("ingest")  # what was left of the ingest's writing when the run was ready
     if marked.result() != planned.mark:
+        log.info("the registry changed while the delivery was written: linking it afresh")
         return link_registry(engine, thresholds=thresholds, stage=stage, link_engine=link_engine)
     version, source = _saved(engine, choice)
     outcome.scored.model_version = version  # the pairs kept are labelled with it
