@@ -174,7 +174,16 @@ def test_a_failed_ingest_leaves_nothing_and_no_thread(
         with engine.connect() as c:
             assert c.execute(text("SELECT count(*) FROM records")).scalar() == 0
             assert c.execute(text("SELECT count(*) FROM linkage_runs")).scalar() == 0
-        assert not [t for t in threading.enumerate() if t.name.startswith("cci-ingest")]
+        # Into a registry that holds records: the same, and the read ahead gives up too.
+        link_files(engine, [delivery[0]])
+        before = _state(engine)
+        with pytest.raises(UnusableInputError):
+            link_files(engine, [delivery[1], broken])
+        assert _state(engine) == before
+        left = [
+            t.name for t in threading.enumerate() if t.name.startswith(("cci-ingest", "cci-read"))
+        ]
+        assert left == []
     finally:
         engine.dispose()
 
@@ -207,6 +216,35 @@ def test_a_run_failing_before_the_ingest_commits_stops_it(
         with engine.connect() as c:  # nothing of the call was kept
             for table in ("records", "record_versions", "linkage_runs", "models"):
                 assert c.execute(text(f"SELECT count(*) FROM {table}")).scalar() == 0
+    finally:
+        engine.dispose()
+
+
+def test_a_run_failing_before_a_delivery_commits_stops_it(
+    db_url: str, delivery: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(db_url)
+    try:
+        link_files(engine, [delivery[0]])
+        before = _state(engine)
+        write = ingest._Load.write
+        writing = threading.Event()
+
+        def slow(self: Any, plan: Any) -> None:  # the run fails while the ingest writes
+            writing.set()
+            time.sleep(0.2)
+            write(self, plan)
+
+        def broken(*args: Any, **kwargs: Any) -> Any:
+            assert writing.wait(10)
+            raise KeyboardInterrupt  # as Ctrl-C would
+
+        monkeypatch.setattr(ingest._Load, "write", slow)
+        monkeypatch.setattr(link_module, "run_linkage", broken)
+        with pytest.raises(KeyboardInterrupt):
+            link_files(engine, [delivery[1]])
+        monkeypatch.undo()
+        assert _state(engine) == before  # nothing of the call was kept
     finally:
         engine.dispose()
 
