@@ -497,19 +497,40 @@ def _link_delivery(
         db_api=engine_api(link_engine),
         stage=stage,
     )
-    timed.seconds.update(outcome.stats["seconds"])
-    timed.restart()
-    if not ingesting.done():  # the ingest is still writing: spend the wait on the write's work
-        explain_ahead(outcome, until=ingesting.done)
-        timed("explain")
-    ingesting.result()  # raises what stopped the ingest: the run's work is then dropped
-    timed("ingest")  # what was left of the ingest's writing when the run was ready
+    _wait_for_ingest(outcome, ingesting, timed)
     if marked.result() != planned.mark:
         log.info("the registry changed while the delivery was written: linking it afresh")
         return link_registry(engine, thresholds=thresholds, stage=stage, link_engine=link_engine)
+    return _saved_and_written(engine, choice, frequencies, outcome, snapshot, thresholds, timed)
+
+
+def _wait_for_ingest(outcome: RunOutcome, ingesting: Future[IngestSummary], timed: _Clock) -> None:
+    """Wait for the ingest a run worked beside to commit, spending the wait on the write's
+    work; raises what stopped the ingest (the run's work is then dropped)."""
+    timed.seconds.update(outcome.stats["seconds"])
+    timed.restart()
+    if not ingesting.done():
+        explain_ahead(outcome, until=ingesting.done)
+        timed("explain")
+    ingesting.result()
+    timed("ingest")  # what was left of the ingest's writing when the run was ready
+
+
+def _saved_and_written(
+    engine: Engine,
+    choice: _ModelChoice,
+    frequencies: TermFrequencyTables,
+    outcome: RunOutcome,
+    snapshot: RegistrySnapshot,
+    thresholds: Thresholds,
+    timed: _Clock,
+) -> LinkReport:
+    """A run that worked beside an ingest, once it has committed: its model saved, its term
+    frequencies frozen and its result written, as `link_registry` does."""
     version, source = _saved(engine, choice)
     outcome.scored.model_version = version  # the pairs kept are labelled with it
     run_id = _claim_run(engine, version)
+    columns = compiled_model(choice.settings).tf_columns
     with _failed_if_raises(engine, run_id), building_lookup_indexes(engine) as built:
         freeze_frequencies(engine, version, columns, count=lambda: frequencies)
         if built():  # a load interrupted before its run may have left them to this one
@@ -561,21 +582,8 @@ def _link_first_load(
         db_api=cores.new_api(),
         stage=stage,
     )
-    timed.seconds.update(outcome.stats["seconds"])
-    timed.restart()
-    if not ingesting.done():  # the ingest is still writing: spend the wait on the write's work
-        explain_ahead(outcome, until=ingesting.done)
-        timed("explain")
-    ingesting.result()  # raises what stopped the ingest: the run's work is then dropped
-    timed("ingest")  # what was left of the ingest's writing when the run was ready
-    version, source = _saved(engine, choice)
-    # The pairs the run keeps are labelled with the version its model was saved as.
-    outcome.scored.model_version = version
-    run_id = _claim_run(engine, version)
-    with _failed_if_raises(engine, run_id):
-        freeze_frequencies(engine, version, columns, count=lambda: frequencies)
-        _write_outcome(engine, run_id, outcome, snapshot, thresholds, timed)
-    return LinkReport(run_id, version, source, outcome.stats)
+    _wait_for_ingest(outcome, ingesting, timed)
+    return _saved_and_written(engine, choice, frequencies, outcome, snapshot, thresholds, timed)
 
 
 class _CoreShare:
