@@ -188,23 +188,29 @@ def test_a_failed_ingest_leaves_nothing_and_no_thread(
         engine.dispose()
 
 
-def test_a_run_failing_before_the_ingest_commits_stops_it(
-    db_url: str, delivery: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _interrupt_the_run_while_the_ingest_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run is interrupted (as by Ctrl-C) once the ingest has begun writing, which each
+    batch then does slowly."""
     write = ingest._Load.write
     writing = threading.Event()
 
-    def slow(self: Any, plan: Any) -> None:  # the run fails while the ingest still writes
+    def slow(self: Any, plan: Any) -> None:
         writing.set()
         time.sleep(0.2)
         write(self, plan)
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         assert writing.wait(10)
-        raise KeyboardInterrupt  # as Ctrl-C would
+        raise KeyboardInterrupt
 
     monkeypatch.setattr(ingest._Load, "write", slow)
     monkeypatch.setattr(link_module, "run_linkage", broken)
+
+
+def test_a_run_failing_before_the_ingest_commits_stops_it(
+    db_url: str, delivery: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _interrupt_the_run_while_the_ingest_writes(monkeypatch)
     monkeypatch.setattr(pseudonymised_file, "BLOCK_BYTES", 64 << 10)  # many batches
     engine = make_engine(db_url)
     try:
@@ -227,20 +233,7 @@ def test_a_run_failing_before_a_delivery_commits_stops_it(
     try:
         link_files(engine, [delivery[0]])
         before = _state(engine)
-        write = ingest._Load.write
-        writing = threading.Event()
-
-        def slow(self: Any, plan: Any) -> None:  # the run fails while the ingest writes
-            writing.set()
-            time.sleep(0.2)
-            write(self, plan)
-
-        def broken(*args: Any, **kwargs: Any) -> Any:
-            assert writing.wait(10)
-            raise KeyboardInterrupt  # as Ctrl-C would
-
-        monkeypatch.setattr(ingest._Load, "write", slow)
-        monkeypatch.setattr(link_module, "run_linkage", broken)
+        _interrupt_the_run_while_the_ingest_writes(monkeypatch)
         with pytest.raises(KeyboardInterrupt):
             link_files(engine, [delivery[1]])
         monkeypatch.undo()
